@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# Throughput / latency / CPU / RSS / syscalls of Conduit against two peers
+# (hyper-peer, may-peer) with wrk. See README.md in this directory.
+#
+# Environment (all optional):
+#   SERVERS="conduit hyper may"   servers to measure, in this order
+#   MODES="pinned unpinned"       pinned: server on core 0 with 1 thread, wrk -t1 on core 1
+#                                 unpinned: server with UNPINNED_THREADS, wrk -t2, no taskset
+#   SCENARIOS="plaintext-64 json-64 json-256 pipeline16-256"
+#   DURATION=10                   seconds per wrk run (10 or 10s)
+#   WARMUP=2                      seconds of wrk before each measured run (0 = none)
+#   STRACE=1                      also count syscalls per request (pinned, strace -c -f)
+#   DURATION_STRACE=5             seconds per strace'd wrk run
+#   BUILD=1                       0 = use existing binaries, do not run cargo
+#   UNPINNED_THREADS=$(nproc)     server threads in unpinned mode
+#   OUT=/tmp/conduit-load.md      markdown results are appended here
+#   READY_TIMEOUT=20              seconds a server gets to answer its readiness URL
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+SERVERS=${SERVERS:-"conduit hyper may"}
+MODES=${MODES:-"pinned unpinned"}
+SCENARIOS=${SCENARIOS:-"plaintext-64 json-64 json-256 pipeline16-256"}
+DURATION=${DURATION:-10}
+DURATION=${DURATION%s}
+WARMUP=${WARMUP:-2}
+WARMUP=${WARMUP%s}
+STRACE=${STRACE:-1}
+DURATION_STRACE=${DURATION_STRACE:-5}
+DURATION_STRACE=${DURATION_STRACE%s}
+BUILD=${BUILD:-1}
+UNPINNED_THREADS=${UNPINNED_THREADS:-$NPROC}
+OUT=${OUT:-/tmp/conduit-load.md}
+
+WORK=$(mktemp -d /tmp/conduit-load.XXXXXX)
+RESULTS="$WORK/results.tsv"
+SYSCALLS="$WORK/syscalls.tsv"
+: >"$RESULTS"
+: >"$SYSCALLS"
+trap 'cleanup_pids' EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+if [ "$NPROC" -lt 2 ]; then
+  log "warning: $NPROC core(s); pinned mode needs cores 0 and 1"
+fi
+
+# ---------------------------------------------------------------- tools ---
+ensure_tools wrk strace taskset curl python3 || true
+for c in wrk taskset curl python3; do
+  command -v "$c" >/dev/null || { log "missing $c, cannot run"; exit 1; }
+done
+if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then
+  log "strace missing: skipping syscall counts"; STRACE=0
+fi
+
+# ---------------------------------------------------------------- build ---
+# A server whose build fails is skipped (never measured with a stale binary).
+BUILD_FAILED=" "
+if [ "$BUILD" = 1 ]; then
+  for s in $SERVERS; do
+    case $s in
+      conduit) build_release "$ROOT" conduit "$WORK/build-conduit.log" || BUILD_FAILED+="$s " ;;
+      hyper) build_release "$LOAD_DIR/peers/hyper-peer" hyper-peer "$WORK/build-hyper.log" || BUILD_FAILED+="$s " ;;
+      may) build_release "$LOAD_DIR/peers/may-peer" may-peer "$WORK/build-may.log" || BUILD_FAILED+="$s " ;;
+      *) log "unknown server '$s' in SERVERS (conduit, hyper, may)" ;;
+    esac
+  done
+fi
+
+# ------------------------------------------------------------ scenarios ---
+# scenario -> "path connections pipeline-depth"
+scenario_params() {
+  case $1 in
+    plaintext-64) echo "/plaintext 64 1" ;;
+    json-64) echo "/json 64 1" ;;
+    json-256) echo "/json 256 1" ;;
+    pipeline16-256) echo "/plaintext 256 16" ;;
+    plaintext-*) echo "/plaintext ${1#plaintext-} 1" ;;
+    json-*) echo "/json ${1#json-} 1" ;;
+    pipeline*-*) local d=${1#pipeline}; echo "/plaintext ${d#*-} ${d%%-*}" ;;
+    *) return 1 ;;
+  esac
+}
+
+ACCEPT_PLAIN='Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
+ACCEPT_JSON='Accept: application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
+
+# run_wrk MODE PORT PATH CONNS DEPTH SECONDS OUTFILE
+run_wrk() {
+  local mode=$1 port=$2 path=$3 conns=$4 depth=$5 secs=$6 outf=$7
+  local cmd=() accept=$ACCEPT_PLAIN
+  [ "$path" = /json ] && accept=$ACCEPT_JSON
+  if [ "$mode" = pinned ]; then
+    cmd=(taskset -c "${WRK_CPU:-1}" wrk -t1)
+  else
+    cmd=(wrk "-t${WRK_THREADS:-$NPROC}")
+  fi
+  cmd+=(-c"$conns" -d"${secs}s" --timeout 5s --latency
+    -H 'Host: localhost' -H "$accept" -H 'Connection: keep-alive')
+  if [ "$depth" -gt 1 ]; then
+    cmd+=(-s "$LOAD_DIR/pipeline.lua" "http://127.0.0.1:$port$path" -- "$depth")
+  else
+    cmd+=("http://127.0.0.1:$port$path")
+  fi
+  echo "# ${cmd[*]}" >"$outf"
+  timeout -k 5 $((secs + 30)) "${cmd[@]}" >>"$outf" 2>&1
+}
+
+# wrk_field FILE rps|requests|p50|p99|errors  (latencies in ms)
+wrk_field() {
+  local f=$1 what=$2
+  case $what in
+    rps) awk '/^Requests\/sec:/{print $2}' "$f" ;;
+    requests) awk '/ requests in /{print $1; exit}' "$f" ;;
+    p50 | p99)
+      awk -v q="${what#p}%" '
+        $1 == q {
+          v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+          if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
+          printf "%.3f\n", v; exit
+        }' "$f" ;;
+    errors)
+      awk '/Socket errors:/{gsub(/,/, ""); e += $4 + $6 + $8 + $10}
+           /Non-2xx or 3xx responses:/{e += $5}
+           END{print e + 0}' "$f" ;;
+  esac
+}
+
+# measure SERVER MODE SCENARIO PID PORT
+measure() {
+  local server=$1 mode=$2 scen=$3 pid=$4 port=$5 params path conns depth
+  params=$(scenario_params "$scen") || { log "unknown scenario $scen"; return; }
+  read -r path conns depth <<<"$params"
+  local tag="$server-$mode-$scen"
+  if [ "$WARMUP" -gt 0 ]; then
+    run_wrk "$mode" "$port" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-$tag-warmup.txt"
+  fi
+  local t0 t1 c0 c1 b0 b1 w0 w1 out="$WORK/wrk-$tag.txt"
+  read_children_ticks; c0=$CHILD_TICKS
+  b0=$(busy_ticks); t0=$(cpu_ticks "$pid"); w0=$(date +%s.%N)
+  run_wrk "$mode" "$port" "$path" "$conns" "$depth" "$DURATION" "$out"
+  t1=$(cpu_ticks "$pid"); b1=$(busy_ticks); w1=$(date +%s.%N)
+  read_children_ticks; c1=$CHILD_TICKS
+  local rss reqs rps p50 p99 errs cpu_us cores
+  rss=$(rss_kib "$pid")
+  if ! kill -0 "$pid" 2>/dev/null; then
+    log "$server died during $scen ($mode)"
+    printf '%s\t%s\t%s\tdied\n' "$server" "$scen" "$mode" >>"$RESULTS"
+    return 1
+  fi
+  rps=$(wrk_field "$out" rps)
+  reqs=$(wrk_field "$out" requests)
+  p50=$(wrk_field "$out" p50)
+  p99=$(wrk_field "$out" p99)
+  errs=$(wrk_field "$out" errors)
+  cpu_us=$(awk -v a="$t0" -v b="$t1" -v n="${reqs:-0}" -v hz="$CLK_TCK" \
+    'BEGIN{ if (n > 0) printf "%.3f", (b - a) / hz * 1e6 / n; else print "" }')
+  # Cores busy during the run: server, wrk (+ the script's tiny helpers), and
+  # everything else on the machine (other processes, ksoftirqd): "other"
+  # well above 0 means the numbers are disturbed.
+  cores=$(awk -v s=$((t1 - t0)) -v w=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" \
+    'BEGIN{ d = (w1 - w0) * hz; o = b - s - w; if (o < 0) o = 0
+            printf "%.2f\t%.2f\t%.2f", s / d, w / d, o / d }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$server" "$scen" "$mode" "${rps:-}" "${p50:-}" "${p99:-}" "$cpu_us" \
+    "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" >>"$RESULTS"
+  log "$server $mode $scen: ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, ${cpu_us:-?} us CPU/req, RSS ${rss:-?} KiB, errors ${errs:-?}, cores server/wrk/other $(tr '\t' / <<<"$cores")"
+}
+
+# strace_run SERVER PID PORT NAME PATH CONNS DEPTH
+strace_run() {
+  local server=$1 pid=$2 port=$3 name=$4 path=$5 conns=$6 depth=$7
+  local tag="$server-strace-$name" so="$WORK/strace-$server-$name.txt" se="$WORK/strace-$server-$name.err"
+  # Warm up without strace so connections and pools exist.
+  [ "$WARMUP" -gt 0 ] && run_wrk pinned "$port" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-$tag-warmup.txt"
+  timeout -k 5 $((DURATION_STRACE + 60)) strace -c -f -p "$pid" -o "$so" 2>"$se" &
+  local spid=$!
+  STARTED_PIDS+=("$spid")
+  local i=0
+  while ! grep -q attached "$se" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  if ! grep -q attached "$se"; then
+    log "strace could not attach to $server ($(head -c 300 "$se"))"
+    stop_pid "$spid"; return 1
+  fi
+  sleep 0.3
+  # wrk runs entirely inside the strace window, so its request count is the
+  # number of requests the server completed while being traced.
+  run_wrk pinned "$port" "$path" "$conns" "$depth" "$DURATION_STRACE" "$WORK/wrk-$tag.txt"
+  sleep 0.2
+  kill -INT "$spid" 2>/dev/null
+  i=0
+  while kill -0 "$spid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  stop_pid "$spid"
+  local calls reqs rps top
+  calls=$(awk '$NF == "total" {print $4}' "$so")
+  reqs=$(wrk_field "$WORK/wrk-$tag.txt" requests)
+  rps=$(wrk_field "$WORK/wrk-$tag.txt" rps)
+  # Top syscalls as "name:calls/req" (sorted by calls).
+  top=$(awk -v n="${reqs:-0}" '
+    /^-+/ {sep++; next}
+    sep == 1 && NF >= 5 && $NF != "total" { c[$NF] = $4 }
+    END { for (k in c) printf "%s %s\n", c[k], k }' "$so" |
+    sort -rn | head -6 | awk -v n="${reqs:-0}" '{ if (n > 0) printf "%s%s %.2f", (NR > 1 ? ", " : ""), $2, $1 / n }')
+  local per
+  per=$(awk -v c="${calls:-0}" -v n="${reqs:-0}" 'BEGIN{ if (n > 0) printf "%.2f", c / n; else print "" }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$name" "${calls:-}" "${reqs:-}" "$per" "$top" >>"$SYSCALLS"
+  log "$server strace $name: ${calls:-?} syscalls / ${reqs:-?} requests = ${per:-?} per request (traced: ${rps:-?} req/s; $top)"
+}
+
+# ----------------------------------------------------------------- runs ---
+# Is something else busy on this machine (builds, other benchmarks)?
+b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+IDLE_LOAD=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", d / hz}')
+if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
+  log "WARNING: the machine is already busy (${IDLE_LOAD} cores in use before any benchmark); results will be disturbed"
+fi
+T_START=$SECONDS
+for server in $SERVERS; do
+  server_bin "$server" >/dev/null || continue
+  if [[ "$BUILD_FAILED" == *" $server "* ]]; then
+    log "SKIP $server: its build failed"; continue
+  fi
+  for mode in $MODES; do
+    case $mode in
+      pinned) pinned=1 threads=1 ;;
+      unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
+      *) log "unknown mode $mode"; continue ;;
+    esac
+    log "== $server, $mode ($threads thread(s))"
+    if ! start_server "$server" "$pinned" "$threads" "$WORK/server-$server-$mode.log"; then
+      continue
+    fi
+    pid=$SRV_PID port=$SRV_PORT
+    for scen in $SCENARIOS; do
+      measure "$server" "$mode" "$scen" "$pid" "$port" || break
+    done
+    if [ "$STRACE" = 1 ] && [ "$mode" = pinned ] && kill -0 "$pid" 2>/dev/null; then
+      strace_run "$server" "$pid" "$port" plaintext-64 /plaintext 64 1
+      strace_run "$server" "$pid" "$port" pipeline16-256 /plaintext 256 16
+    fi
+    stop_pid "$pid"
+  done
+done
+log "runs finished in $((SECONDS - T_START))s; raw output in $WORK"
+
+# --------------------------------------------------------------- report ---
+REPORT="$WORK/report.md"
+{
+  echo
+  echo "## Load benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  machine_info
+  echo "- wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'), ${DURATION}s per run after ${WARMUP}s warm-up; pinned = server \`taskset -c 0\` with 1 thread + \`taskset -c 1 wrk -t1\`; unpinned = server with $UNPINNED_THREADS threads + \`wrk -t$NPROC\`"
+  echo "- machine load before the runs: ${IDLE_LOAD} cores busy"
+  echo "- servers: $SERVERS; CPU µs/req = server utime+stime / requests; RSS = server VmRSS after the run"
+  echo
+  python3 - "$RESULTS" "$SYSCALLS" <<'PY'
+import sys
+
+def rows(path, n):
+    out = []
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        out.append(f + [""] * (n - len(f)))
+    return out
+
+def num(s):
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+def table(header, body):
+    w = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
+    fmt = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
+    print(fmt(header))
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in body:
+        print(fmt(r))
+    print()
+
+res = [r[:10] + [r[10:13]] for r in rows(sys.argv[1], 13)]
+body = []
+noisy = False
+for s, scen, mode, rps, p50, p99, cpu, rss, reqs, errs, (cs, cw, co) in res:
+    r = num(rps)
+    if (num(co) or 0) > 0.15:
+        noisy = True
+    body.append([s, scen, mode, f"{r:,.0f}" if r is not None else rps or "-",
+                 p50 or "-", p99 or "-", cpu or "-", rss or "-",
+                 cs or "-", cw or "-", co or "-",
+                 errs if errs not in ("", "0") else ""])
+if body:
+    table(["server", "scenario", "mode", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "RSS MiB",
+           "server cores", "wrk cores", "other cores", "errors"], body)
+    print("_cores = CPU seconds / wall seconds during the run (server process; wrk; the rest of "
+          "the machine). A pinned server near 1.00 is CPU-bound; wrk near its thread count means "
+          "the load generator was the limit._\n")
+    if noisy:
+        print("**Warning: other processes used > 0.15 cores during some runs; "
+              "those numbers are disturbed.**\n")
+else:
+    print("_no results_\n")
+
+# Conduit / best peer, per scenario and mode.
+by = {}
+for s, scen, mode, rps, p50, p99, cpu, rss, reqs, errs, _ in res:
+    by.setdefault((scen, mode), {})[s] = (num(rps), num(cpu))
+ratio = []
+for (scen, mode), d in by.items():
+    peers = {k: v for k, v in d.items() if k != "conduit"}
+    best_rps = max(((v[0], k) for k, v in peers.items() if v[0]), default=(None, None))
+    best_cpu = min(((v[1], k) for k, v in peers.items() if v[1]), default=(None, None))
+    c = d.get("conduit")
+    rr = f"{c[0] / best_rps[0]:.2f} (vs {best_rps[1]})" if c and c[0] and best_rps[0] else "n/a"
+    cr = f"{c[1] / best_cpu[0]:.2f} (vs {best_cpu[1]})" if c and c[1] and best_cpu[0] else "n/a"
+    ratio.append([scen, mode, rr, cr])
+if not any(r[0] == "conduit" for r in res):
+    print("_Conduit was not measured (missing, failed to build or start): no ratios._\n")
+elif ratio:
+    print("Conduit / best peer (req/s: higher is better; CPU/req: lower is better):\n")
+    table(["scenario", "mode", "req/s ratio", "CPU/req ratio"], ratio)
+
+sc = rows(sys.argv[2], 6)
+if sc:
+    print("Syscalls per request (pinned, `strace -c -f -p PID` during a separate short wrk run; "
+          "strace slows the server, so only the counts mean anything):\n")
+    table(["server", "scenario", "syscalls", "requests", "syscalls/req", "top syscalls per req"],
+          [[a, b, c or "-", d or "-", e or "-", f or "-"] for a, b, c, d, e, f in sc])
+PY
+} >"$REPORT"
+
+cat "$REPORT"
+cat "$REPORT" >>"$OUT"
+log "appended to $OUT"

@@ -1,0 +1,187 @@
+//! Wiring: config → routes → a running server.
+
+use crate::config::Config;
+use crate::http::{self, Cx, Method, Mode, Reply, Request, Response, Router, SseSender};
+use crate::net;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A running Conduit server.
+#[derive(Debug)]
+pub struct Running {
+    server: net::Server,
+    ready: Arc<AtomicBool>,
+}
+
+impl Running {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Starts a graceful shutdown: `/health/ready` turns 503, no new
+    /// connections are accepted, in-flight requests finish (up to the drain
+    /// timeout), SSE streams end cleanly.
+    pub fn shutdown(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.server.shutdown_handle().shutdown();
+    }
+
+    /// A cloneable handle that can call [`Running::shutdown`] from another thread.
+    pub fn shutdown_handle(&self) -> impl Fn() + Send + Sync + Clone + 'static {
+        let (h, ready) = (self.server.shutdown_handle(), self.ready.clone());
+        move || {
+            ready.store(false, Ordering::Release);
+            h.shutdown();
+        }
+    }
+
+    /// Waits for the loops to exit after a shutdown.
+    pub fn join(self) {
+        self.server.join();
+    }
+}
+
+/// Why the server could not start.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network layer failed to start.
+    #[error(transparent)]
+    Net(#[from] net::Error),
+}
+
+/// Starts Conduit with its built-in routes.
+pub fn start(cfg: &Config) -> Result<Running, Error> {
+    start_with(cfg, |_| {})
+}
+
+/// Starts Conduit with its built-in routes plus whatever `extra` adds
+/// (tests and embedders use this to register their own handlers).
+pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Running, Error> {
+    init_worker_pool(cfg.workers.threads);
+    let metrics = Arc::new(http::Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(true));
+
+    let mut router = Router::new();
+    builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
+    extra(&mut router);
+
+    if !cfg.server.listen.ip().is_loopback() {
+        // SECURITY.md M3: a non-loopback bind is an explicit choice; say so.
+        tracing::warn!(listen = %cfg.server.listen, "listening on a non-loopback address");
+    }
+    let service = http::Service { router, limits: cfg.http.clone(), metrics };
+    let server = http::serve(cfg.server.clone(), service)?;
+    tracing::info!(
+        listen = %server.local_addr(),
+        io_threads = cfg.server.resolved_io_threads(),
+        "conduit listening"
+    );
+    Ok(Running { server, ready })
+}
+
+/// The rayon pool can be configured once per process; later calls (tests
+/// starting several servers) keep the first pool.
+fn init_worker_pool(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("conduit-worker-{i}"))
+        .build_global();
+}
+
+const HELLO: &str = "Hello, World!";
+
+#[derive(serde::Serialize)]
+struct Message<'a> {
+    message: &'a str,
+}
+
+fn builtin_routes(router: &mut Router, cfg: &Config, registry: Arc<Registry>, ready: Arc<AtomicBool>) {
+    // TechEmpower: a fresh JSON serialization per request, Server and Date headers.
+    router
+        .route(Method::Get, "/plaintext", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
+            Reply::Response(Response::with_body(200, "text/plain", bytes::Bytes::from_static(HELLO.as_bytes())))
+        })
+        .route(Method::Get, "/json", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
+            match serde_json::to_vec(&Message { message: HELLO }) {
+                Ok(body) => Reply::Response(Response::json(200, body)),
+                Err(_) => Reply::Response(Response::text(500, "serialization failed\n")),
+            }
+        })
+        .route(Method::Get, "/health/live", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
+            Reply::Response(Response::text(200, "ok\n"))
+        })
+        .route(Method::Get, "/health/ready", Mode::Inline, move |_: &mut Request, _: &mut Cx<'_>| {
+            if ready.load(Ordering::Acquire) {
+                Reply::Response(Response::text(200, "ready\n"))
+            } else {
+                Reply::Response(Response::text(503, "shutting down\n"))
+            }
+        })
+        .route(Method::Get, "/metrics", Mode::Pool, move |_: &mut Request, _: &mut Cx<'_>| {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                Ok(()) => Reply::Response(Response::with_body(
+                    200,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                )),
+                Err(_) => Reply::Response(Response::text(500, "metrics encoding failed\n")),
+            }
+        });
+    if cfg.demo.ticker {
+        let ticker = Ticker::start(Duration::from_millis(cfg.demo.ticker_interval_ms));
+        router.route(Method::Get, "/demo/ticker", Mode::Inline, move |_: &mut Request, cx: &mut Cx<'_>| {
+            let (stream, tx) = cx.sse();
+            ticker.subscribe(tx);
+            Reply::Sse(stream)
+        });
+    }
+}
+
+/// A demo SSE source: one producer thread fans each tick out to every subscriber.
+#[derive(Debug, Clone)]
+struct Ticker {
+    subscribers: Arc<Mutex<Vec<SseSender>>>,
+}
+
+impl Ticker {
+    fn start(interval: Duration) -> Ticker {
+        let t = Ticker { subscribers: Arc::new(Mutex::new(Vec::new())) };
+        let subs = Arc::downgrade(&t.subscribers);
+        let spawned = std::thread::Builder::new().name("conduit-ticker".into()).spawn(move || {
+            let mut seq: u64 = 0;
+            loop {
+                std::thread::sleep(interval);
+                // The server (and its router) is gone: stop.
+                let Some(subs) = subs.upgrade() else { return };
+                seq += 1;
+                let t_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                let data = format!("{{\"seq\":{seq},\"t_ns\":{t_ns}}}");
+                let mut list = match subs.lock() {
+                    Ok(l) => l,
+                    Err(p) => p.into_inner(),
+                };
+                list.retain(|tx| tx.send_data(&data).is_ok());
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the demo ticker thread");
+        }
+        t
+    }
+
+    fn subscribe(&self, tx: SseSender) {
+        let mut list = match self.subscribers.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        list.push(tx);
+    }
+}

@@ -1,0 +1,753 @@
+//! The HTTP/1.1 connection state machine: one value per connection,
+//! driven by the event loop through [`net::Protocol`].
+
+use super::chunked::{ChunkedDecoder, Progress};
+use super::error::ParseError;
+use super::framing::{self, BodyKind};
+use super::handler::{Cx, HandleSrc, Mode, Msg, Reply};
+use super::metrics::UNMATCHED;
+use super::request::{Method, Request};
+use super::response::{self, Response};
+use super::router::Match;
+use super::{date, sse, Service};
+use crate::net::{self, Io, Next};
+use bytes::Buf;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// httparse needs a header array; this bounds `max_headers`.
+const HEADER_SLOTS: usize = 512;
+
+thread_local! {
+    /// The loop's reusable request: inline requests are parsed into it, so
+    /// steady-state parsing allocates nothing.
+    static SCRATCH: RefCell<Request> = RefCell::new(Request::default());
+}
+
+/// Facts about the request being answered that shape its response.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    seq: u32,
+    head_only: bool,
+    http10: bool,
+    keep_alive: bool,
+    route: &'static str,
+    started: Instant,
+}
+
+/// Which handler a request goes to, decided from its head.
+#[derive(Debug)]
+enum Target {
+    Route(usize),
+    NotFound,
+    NotAllowed(String),
+}
+
+#[derive(Debug)]
+enum Decoder {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// A request whose body is still arriving.
+#[derive(Debug)]
+struct Body {
+    req: Request,
+    target: Target,
+    decoder: Decoder,
+    max_body: u64,
+    head_only: bool,
+    started: Instant,
+    last_progress: Instant,
+    /// When the minimum body rate is next checked (L6).
+    rate_check: Instant,
+    received: u64,
+}
+
+/// An open SSE stream.
+#[derive(Debug)]
+struct Stream {
+    info: InFlight,
+    shared: Arc<super::stream::Shared>,
+    chunked: bool,
+    next_ping: Instant,
+}
+
+/// What the connection is waiting for (STYLE.md §2).
+#[derive(Debug)]
+enum State {
+    /// Waiting for the first byte of a request; closed silently at `until` (L7).
+    Idle { until: Instant },
+    /// Head bytes arriving; the head must complete by `deadline` (L5).
+    Head { deadline: Instant },
+    /// Reading a body (L4, L6).
+    Body(Box<Body>),
+    /// A handler is working on the request elsewhere; one request at a time (L9).
+    Waiting(InFlight),
+    /// An SSE stream is open; heartbeats at `next_ping` (L13).
+    Streaming(Box<Stream>),
+    /// We decided to close; nothing more is read or answered.
+    Closing,
+}
+
+/// One HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct Conn {
+    svc: Arc<Service>,
+    state: State,
+    served: u32,
+    seq: u32,
+    shutting_down: bool,
+}
+
+/// What one step of processing decided.
+enum Step {
+    /// Go on processing (more pipelined bytes may be waiting).
+    Again,
+    /// Return this to the loop.
+    Done(Next),
+}
+
+impl Conn {
+    pub(crate) fn new(svc: Arc<Service>, now: Instant) -> Conn {
+        svc.metrics.conn_opened();
+        let until = now + svc.limits.keep_alive_timeout;
+        Conn { svc, state: State::Idle { until }, served: 0, seq: 0, shutting_down: false }
+    }
+
+    /// What to tell the loop when there is nothing more to process now.
+    fn next(&self, io: &Io<'_, Msg>) -> Next {
+        let read_cap = self.svc.limits.max_head_bytes;
+        match &self.state {
+            State::Idle { until } => {
+                if io.eof {
+                    Next::close_after_write()
+                } else {
+                    Next::read(Some(*until))
+                }
+            }
+            State::Head { deadline } => Next::read(Some(*deadline)),
+            State::Body(b) => Next::read(Some(self.body_deadline(b))),
+            // Keep reading (bounded) while waiting, so pipelined bytes queue
+            // up and a vanished peer is noticed.
+            State::Waiting(_) => Next::wait(None).reading(io.rbuf.len() < read_cap && !io.eof),
+            State::Streaming(s) => Next::wait(Some(s.next_ping)).reading(io.rbuf.len() < read_cap),
+            State::Closing => Next::close_after_write(),
+        }
+    }
+
+    fn body_deadline(&self, b: &Body) -> Instant {
+        let l = &self.svc.limits;
+        (b.last_progress + l.body_gap_timeout).min(b.rate_check)
+    }
+
+    /// Processes every complete request in `rbuf`, one at a time.
+    fn process(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        loop {
+            let step = match &mut self.state {
+                State::Closing => return Next::close_after_write(),
+                State::Waiting(_) => return self.next(io),
+                State::Streaming(_) => {
+                    if io.eof {
+                        return self.end_stream_gone();
+                    }
+                    if io.rbuf.len() >= self.svc.limits.max_head_bytes {
+                        // A client that sends a stream of bytes at an SSE stream is not an SSE client.
+                        return self.end_stream_gone();
+                    }
+                    return self.next(io);
+                }
+                State::Body(_) => self.continue_body(io),
+                State::Idle { .. } | State::Head { .. } => {
+                    if io.rbuf.is_empty() {
+                        return self.next(io);
+                    }
+                    if io.wbuf.len() >= io.write_backlog_cap {
+                        // Backpressure: resume when the loop says the backlog drained.
+                        return Next::wait(None);
+                    }
+                    self.start_request(io)
+                }
+            };
+            match step {
+                Step::Again => continue,
+                Step::Done(n) => return n,
+            }
+        }
+    }
+
+    /// Parses a head from `rbuf` and starts handling its request.
+    fn start_request(&mut self, io: &mut Io<'_, Msg>) -> Step {
+        let svc = self.svc.clone();
+        let limits = &svc.limits;
+        SCRATCH.with(|cell| {
+            let Ok(mut req) = cell.try_borrow_mut() else {
+                // Only reachable if a handler re-entered the loop; treat as an internal error.
+                return Step::Done(self.fail_internal(io));
+            };
+            req.clear();
+            let parsed = parse_head(io.rbuf, limits, &mut req);
+            let (head_len, fr) = match parsed {
+                Ok(Some(h)) => h,
+                Ok(None) => {
+                    if io.eof {
+                        // S23: an incomplete request followed by EOF is dropped.
+                        return Step::Done(Next::close_now());
+                    }
+                    let deadline = match self.state {
+                        State::Head { deadline } => deadline,
+                        _ => io.now + limits.head_timeout,
+                    };
+                    self.state = State::Head { deadline };
+                    return Step::Done(Next::read(Some(deadline)));
+                }
+                Err(e) => return Step::Done(self.fail(e, io)),
+            };
+            io.rbuf.advance(head_len);
+
+            let mut params = std::mem::take(&mut req.params);
+            let target = match self.svc.router.find(req.method, req.path(), &mut params) {
+                Match::Found(r) => Target::Route(r.index),
+                Match::NotFound => Target::NotFound,
+                Match::MethodNotAllowed(allow) => Target::NotAllowed(allow),
+            };
+            req.params = params;
+            let max_body = match &target {
+                Target::Route(i) => self.svc.router.routes().get(*i).and_then(|r| r.max_body_bytes),
+                Target::NotFound | Target::NotAllowed(_) => None,
+            }
+            .unwrap_or(limits.max_body_bytes);
+            req.keep_alive = fr.keep_alive;
+            let head_only = req.method == Method::Head;
+
+            let decoder = match fr.body {
+                BodyKind::None => return self.dispatch(&mut req, target, head_only, io),
+                BodyKind::Length(n) if n > max_body => {
+                    // L4: refuse before reading the body, and without 100 Continue.
+                    return Step::Done(self.fail(ParseError::BodyTooLarge, io));
+                }
+                BodyKind::Length(n) => {
+                    req.body.reserve(n.min(64 * 1024) as usize);
+                    Decoder::Length(n)
+                }
+                BodyKind::Chunked => {
+                    Decoder::Chunked(ChunkedDecoder::new(limits.max_chunk_ext_bytes, limits.max_trailer_bytes))
+                }
+            };
+            if fr.expect_continue && io.rbuf.is_empty() {
+                io.wbuf.extend_from_slice(response::CONTINUE);
+            }
+            let mut body = Body {
+                req: Request::default(),
+                target,
+                decoder,
+                max_body,
+                head_only,
+                started: io.now,
+                last_progress: io.now,
+                rate_check: io.now + limits.body_rate_grace,
+                received: 0,
+            };
+            match feed_body(&mut req, &mut body, io) {
+                Err(e) => Step::Done(self.fail(e, io)),
+                Ok(true) => {
+                    let target = std::mem::replace(&mut body.target, Target::NotFound);
+                    self.dispatch(&mut req, target, head_only, io)
+                }
+                Ok(false) => {
+                    if io.eof {
+                        return Step::Done(Next::close_now());
+                    }
+                    // The body spans reads: the request leaves the shared scratch.
+                    body.req = std::mem::take(&mut *req);
+                    self.state = State::Body(Box::new(body));
+                    Step::Done(self.next(io))
+                }
+            }
+        })
+    }
+
+    fn continue_body(&mut self, io: &mut Io<'_, Msg>) -> Step {
+        let State::Body(b) = &mut self.state else { return Step::Again };
+        let before = b.received;
+        let mut req = std::mem::take(&mut b.req);
+        let r = feed_body(&mut req, b, io);
+        if b.received > before {
+            b.last_progress = io.now;
+        }
+        match r {
+            Err(e) => Step::Done(self.fail(e, io)),
+            Ok(true) => {
+                let target = std::mem::replace(&mut b.target, Target::NotFound);
+                let head_only = b.head_only;
+                self.state = State::Idle { until: io.now };
+                self.dispatch(&mut req, target, head_only, io)
+            }
+            Ok(false) => {
+                b.req = req;
+                if io.eof {
+                    return Step::Done(Next::close_now());
+                }
+                Step::Done(self.next(io))
+            }
+        }
+    }
+
+    /// Runs the handler for a complete request.
+    fn dispatch(&mut self, req: &mut Request, target: Target, head_only: bool, io: &mut Io<'_, Msg>) -> Step {
+        self.served = self.served.saturating_add(1);
+        self.seq = self.seq.wrapping_add(1);
+        let limits = &self.svc.limits;
+        // L8: the last allowed request's response says `Connection: close`.
+        let keep_alive = req.keep_alive && !self.shutting_down && self.served < limits.max_requests_per_conn;
+        req.keep_alive = keep_alive;
+        let svc = self.svc.clone();
+        let route = match &target {
+            Target::Route(i) => svc.router.routes().get(*i),
+            Target::NotFound | Target::NotAllowed(_) => None,
+        };
+        let mut info = InFlight {
+            seq: self.seq,
+            head_only,
+            http10: req.http10,
+            keep_alive,
+            route: route.map_or(UNMATCHED, |r| r.label),
+            started: io.now,
+        };
+        let Some(route) = route else {
+            let resp = match target {
+                Target::NotAllowed(allow) => Response::text(405, "method not allowed\n").header("Allow", allow),
+                Target::NotFound | Target::Route(_) => Response::text(404, "not found\n"),
+            };
+            return self.respond(resp, &mut info, io);
+        };
+        match route.mode {
+            Mode::Inline => {
+                let handle = || io.handle();
+                let mut cx = Cx {
+                    src: HandleSrc::Lazy(&handle),
+                    seq: self.seq,
+                    sse_max_queued: limits.sse_max_queued_events,
+                    took_responder: false,
+                };
+                let reply = catch_unwind(AssertUnwindSafe(|| route.handler.call(req, &mut cx)));
+                let took = cx.took_responder;
+                drop(cx);
+                let reply = match reply {
+                    Ok(Reply::Later) if !took => internal_error("handler returned Later without a responder"),
+                    Ok(r) => r,
+                    Err(_) => internal_error("handler panicked"),
+                };
+                self.on_reply(reply, info, io)
+            }
+            Mode::Pool => {
+                let mut owned = std::mem::take(req);
+                let handler = route.handler.clone();
+                let handle = io.handle();
+                let seq = self.seq;
+                let max_queued = limits.sse_max_queued_events;
+                rayon::spawn(move || {
+                    let mut cx =
+                        Cx { src: HandleSrc::Owned(handle.clone()), seq, sse_max_queued: max_queued, took_responder: false };
+                    let reply = catch_unwind(AssertUnwindSafe(|| handler.call(&mut owned, &mut cx)));
+                    let took = cx.took_responder;
+                    drop(cx);
+                    let reply = match reply {
+                        Ok(Reply::Later) if took => return,
+                        Ok(Reply::Later) => internal_error("handler returned Later without a responder"),
+                        Ok(r) => r,
+                        Err(_) => internal_error("handler panicked"),
+                    };
+                    // The client may be gone; then there is no one to tell.
+                    let _ = handle.send(Msg::Reply { seq, reply });
+                });
+                self.state = State::Waiting(info);
+                Step::Done(self.next(io))
+            }
+        }
+    }
+
+    /// Acts on a handler's reply for the request described by `info`.
+    fn on_reply(&mut self, reply: Reply, info: InFlight, io: &mut Io<'_, Msg>) -> Step {
+        let mut info = info;
+        match reply {
+            Reply::Response(r) => self.respond(r, &mut info, io),
+            Reply::Later => {
+                self.state = State::Waiting(info);
+                Step::Done(self.next(io))
+            }
+            Reply::Sse(stream) => {
+                let f = response::Framing { head_only: false, keep_alive: info.keep_alive, http10: info.http10 };
+                let date = date::now();
+                let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
+                if !chunked {
+                    info.keep_alive = false;
+                }
+                let mut first = bytes::BytesMut::new();
+                sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
+                put_stream_bytes(chunked, &first, io.wbuf);
+                self.svc.metrics.record(info.route, stream.head.status, io.now.saturating_duration_since(info.started));
+                self.state = State::Streaming(Box::new(Stream {
+                    info,
+                    shared: stream.shared,
+                    chunked,
+                    next_ping: io.now + self.svc.limits.sse_heartbeat,
+                }));
+                Step::Done(self.next(io))
+            }
+        }
+    }
+
+    fn respond(&mut self, resp: Response, info: &mut InFlight, io: &mut Io<'_, Msg>) -> Step {
+        let f = response::Framing { head_only: info.head_only, keep_alive: info.keep_alive, http10: info.http10 };
+        let date = date::now();
+        if !response::encode(&resp, f, &date, io.wbuf) {
+            tracing::error!(route = info.route, "handler set a header with CR, LF or NUL, or a framing header; answered 500");
+        }
+        self.svc.metrics.record(info.route, resp.status, info.started.elapsed());
+        self.finish(info.keep_alive, io)
+    }
+
+    fn finish(&mut self, keep_alive: bool, io: &Io<'_, Msg>) -> Step {
+        if keep_alive {
+            self.state = State::Idle { until: io.now + self.svc.limits.keep_alive_timeout };
+            Step::Again
+        } else {
+            self.state = State::Closing;
+            Step::Done(Next::close_after_write())
+        }
+    }
+
+    /// Answers a framing or limit error and closes (SECURITY.md §2).
+    fn fail(&mut self, e: ParseError, io: &mut Io<'_, Msg>) -> Next {
+        let resp = Response::text(e.status(), format!("{e}\n"));
+        let f = response::Framing { head_only: false, keep_alive: false, http10: false };
+        response::encode(&resp, f, &date::now(), io.wbuf);
+        self.svc.metrics.record(UNMATCHED, e.status(), Duration::ZERO);
+        tracing::debug!(error = %e, status = e.status(), "rejected request");
+        self.state = State::Closing;
+        Next::close_after_write()
+    }
+
+    fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        let resp = Response::text(500, "internal error\n");
+        let f = response::Framing { head_only: false, keep_alive: false, http10: false };
+        response::encode(&resp, f, &date::now(), io.wbuf);
+        self.state = State::Closing;
+        Next::close_after_write()
+    }
+
+    /// The SSE client went away: tell producers and drop the connection.
+    fn end_stream_gone(&mut self) -> Next {
+        if let State::Streaming(s) = &self.state {
+            s.shared.closed.store(true, Ordering::Release);
+        }
+        self.state = State::Closing;
+        Next::close_now()
+    }
+
+    /// Ends an SSE stream cleanly: last chunk, then keep-alive or close.
+    fn end_stream(&mut self, io: &mut Io<'_, Msg>) -> Step {
+        let State::Streaming(s) = &self.state else { return Step::Again };
+        s.shared.closed.store(true, Ordering::Release);
+        let (chunked, keep_alive) = (s.chunked, s.info.keep_alive && !self.shutting_down);
+        if chunked {
+            io.wbuf.extend_from_slice(response::LAST_CHUNK);
+        }
+        self.finish(keep_alive && chunked, io)
+    }
+
+    fn on_stream_msg(&mut self, msg: Msg, io: &mut Io<'_, Msg>) -> Step {
+        match msg {
+            Msg::SseData { seq, bytes } => {
+                let State::Streaming(s) = &mut self.state else { return Step::Done(self.next(io)) };
+                s.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                if s.info.seq != seq {
+                    return Step::Done(self.next(io));
+                }
+                put_stream_bytes(s.chunked, &bytes, io.wbuf);
+                s.next_ping = io.now + self.svc.limits.sse_heartbeat;
+                if io.wbuf.len() > io.write_backlog_cap {
+                    // Slow consumer: cut it off rather than buffer without bound.
+                    tracing::debug!("SSE consumer too slow; disconnecting");
+                    return Step::Done(self.end_stream_gone());
+                }
+                Step::Done(self.next(io))
+            }
+            Msg::SseEnd { seq } => match &self.state {
+                State::Streaming(s) if s.info.seq == seq => self.end_stream(io),
+                _ => Step::Done(self.next(io)),
+            },
+            Msg::Reply { seq, reply } => match &self.state {
+                State::Waiting(info) if info.seq == seq => {
+                    let info = *info;
+                    self.on_reply(reply, info, io)
+                }
+                // A reply for a request this connection no longer waits for.
+                _ => Step::Done(self.next(io)),
+            },
+        }
+    }
+}
+
+fn internal_error(why: &str) -> Reply {
+    tracing::error!("{why}; answered 500");
+    Reply::Response(Response::text(500, "internal error\n"))
+}
+
+fn put_stream_bytes(chunked: bool, bytes: &[u8], out: &mut bytes::BytesMut) {
+    if chunked {
+        response::encode_chunk(bytes, out);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// Feeds body bytes from `rbuf` into `req.body`. Returns whether the body is complete.
+fn feed_body(req: &mut Request, b: &mut Body, io: &mut Io<'_, Msg>) -> Result<bool, ParseError> {
+    match &mut b.decoder {
+        Decoder::Length(rem) => {
+            let take = (*rem).min(io.rbuf.len() as u64) as usize;
+            req.body.extend_from_slice(io.rbuf.get(..take).unwrap_or_default());
+            io.rbuf.advance(take);
+            *rem -= take as u64;
+            b.received += take as u64;
+            Ok(*rem == 0)
+        }
+        Decoder::Chunked(dec) => {
+            let (used, progress) = dec.decode(io.rbuf, &mut req.body, b.max_body)?;
+            io.rbuf.advance(used);
+            b.received += used as u64;
+            Ok(matches!(progress, Progress::Done))
+        }
+    }
+}
+
+fn offset(base: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// Parses a request head from `buf` into `req`. `Ok(None)`: incomplete.
+/// On success returns the head's length and its framing.
+fn parse_head(
+    buf: &[u8],
+    limits: &super::Limits,
+    req: &mut Request,
+) -> Result<Option<(usize, framing::Framing)>, ParseError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let n = limits.max_headers.min(HEADER_SLOTS);
+    let mut parsed = httparse::Request::new(&mut []);
+    let status = match parsed.parse_with_uninit_headers(buf, &mut slots[..n]) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => {
+            // The head may be incomplete; lengths take precedence when they are exceeded.
+            framing::check_partial_head(buf, limits)?;
+            return Err(ParseError::TooManyHeaders);
+        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(e) => {
+            framing::check_partial_head(buf, limits)?;
+            return Err(ParseError::Malformed(e));
+        }
+    };
+    let len = match status {
+        httparse::Status::Partial => {
+            framing::check_partial_head(buf, limits)?;
+            return Ok(None);
+        }
+        httparse::Status::Complete(len) => len,
+    };
+    let head = buf.get(..len).unwrap_or_default();
+    framing::check_head_bytes(head, limits)?;
+    if len > limits.max_head_bytes {
+        return Err(ParseError::HeadTooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
+        return Err(ParseError::Malformed(httparse::Error::Token));
+    };
+    let fr = framing::analyze(version, parsed.headers)?;
+
+    req.head.extend_from_slice(head);
+    req.method = Method::from_token(method);
+    req.method_range = offset(buf, method.as_bytes());
+    req.http10 = version == 0;
+    let t = offset(buf, target.as_bytes());
+    let (path, query, authority) = split_target(target, t.start)?;
+    if req.method == Method::Options && target == "*" {
+        req.path = t;
+    } else {
+        req.path = path;
+    }
+    req.query = query;
+    req.authority = authority;
+    req.headers.extend(parsed.headers.iter().map(|h| (offset(buf, h.name.as_bytes()), offset(buf, h.value))));
+    Ok(Some((len, fr)))
+}
+
+/// Splits a request target into path, query and (absolute-form) authority
+/// ranges, relative to the head. RFC 9112 §3.2.
+#[allow(clippy::type_complexity)]
+fn split_target(
+    target: &str,
+    base: usize,
+) -> Result<(Range<usize>, Option<Range<usize>>, Option<Range<usize>>), ParseError> {
+    if !target.is_ascii() {
+        return Err(ParseError::InvalidTarget);
+    }
+    let (mut start, mut authority) = (0, None);
+    if !target.starts_with('/') {
+        if target == "*" {
+            return Ok((base..base + 1, None, None));
+        }
+        // Absolute-form (S18): the server MUST accept it; its authority wins over Host.
+        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+        let scheme_len = if lower.starts_with("http://") {
+            7
+        } else if lower.starts_with("https://") {
+            8
+        } else {
+            return Err(ParseError::InvalidTarget);
+        };
+        let rest = target.get(scheme_len..).unwrap_or_default();
+        let auth_len = rest.find(['/', '?']).unwrap_or(rest.len());
+        let auth = rest.get(..auth_len).unwrap_or_default();
+        if auth.is_empty() || auth.contains('@') || !framing::is_valid_host(auth.as_bytes()) {
+            return Err(ParseError::InvalidHost);
+        }
+        authority = Some(base + scheme_len..base + scheme_len + auth_len);
+        start = scheme_len + auth_len;
+    }
+    let rest = target.get(start..).unwrap_or_default();
+    let (p_len, query) = match rest.find('?') {
+        Some(q) => (q, Some(base + start + q + 1..base + target.len())),
+        None => (rest.len(), None),
+    };
+    let path = if p_len == 0 {
+        // `http://host` or `http://host?x` means path "/"; point at a '/' we know exists... none
+        // does, so use an empty range and let `path()` report "" → routes treat it as "/".
+        base + start..base + start
+    } else {
+        base + start..base + start + p_len
+    };
+    Ok((path, query, authority))
+}
+
+/// httparse says "bad version": 505 for a well-formed other major version, else 400 (S16).
+fn version_error(buf: &[u8]) -> ParseError {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
+    let line = buf.get(..line_end).unwrap_or_default();
+    match line.rsplit(|&b| b == b' ').next() {
+        Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1' =>
+        {
+            ParseError::UnsupportedVersion
+        }
+        Some([b'H', b'T', b'T', b'P', b'/', major]) if major.is_ascii_digit() && *major != b'1' => {
+            ParseError::UnsupportedVersion
+        }
+        _ => ParseError::Malformed(httparse::Error::Version),
+    }
+}
+
+impl net::Protocol for Conn {
+    type Msg = Msg;
+
+    fn on_read(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.process(io)
+    }
+
+    fn on_message(&mut self, msg: Msg, io: &mut Io<'_, Msg>) -> Next {
+        match self.on_stream_msg(msg, io) {
+            Step::Again => self.process(io),
+            Step::Done(n) => n,
+        }
+    }
+
+    fn on_deadline(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        let now = io.now;
+        match &mut self.state {
+            State::Idle { until } => {
+                if now >= *until {
+                    // L7: an idle keep-alive connection is closed without a response.
+                    return Next::close_now();
+                }
+            }
+            State::Head { deadline } => {
+                if now >= *deadline {
+                    return self.fail(ParseError::HeadTimeout, io);
+                }
+            }
+            State::Body(b) => {
+                let l = &self.svc.limits;
+                let stalled = now >= b.last_progress + l.body_gap_timeout;
+                let mut too_slow = false;
+                if now >= b.rate_check {
+                    let elapsed = now.saturating_duration_since(b.started).as_secs_f64();
+                    too_slow = (b.received as f64) < l.body_min_rate_bytes_per_sec as f64 * elapsed;
+                    // Checked once a second after the grace period.
+                    b.rate_check = now + Duration::from_secs(1);
+                }
+                if stalled || too_slow {
+                    return self.fail(ParseError::BodyTimeout, io);
+                }
+            }
+            State::Streaming(s) => {
+                if now >= s.next_ping {
+                    let mut buf = bytes::BytesMut::new();
+                    sse::encode_comment("keepalive", &mut buf);
+                    put_stream_bytes(s.chunked, &buf, io.wbuf);
+                    s.next_ping = now + self.svc.limits.sse_heartbeat;
+                }
+            }
+            State::Waiting(_) | State::Closing => {}
+        }
+        self.next(io)
+    }
+
+    fn on_drained(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.process(io)
+    }
+
+    fn on_shutdown(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.shutting_down = true;
+        match &self.state {
+            State::Idle { .. } if io.rbuf.is_empty() => {
+                self.state = State::Closing;
+                Next::close_after_write()
+            }
+            State::Idle { .. } => self.process(io),
+            State::Streaming(_) => match self.end_stream(io) {
+                Step::Again => self.process(io),
+                Step::Done(n) => n,
+            },
+            // In-flight requests finish; their responses say `Connection: close`.
+            State::Head { .. } | State::Body(_) | State::Waiting(_) | State::Closing => {
+                self.next(io)
+            }
+        }
+    }
+
+    fn on_close(&mut self) {
+        if let State::Streaming(s) = &self.state {
+            s.shared.closed.store(true, Ordering::Release);
+        }
+        self.svc.metrics.conn_closed();
+    }
+}
+
+/// Makes a [`Conn`] per accepted connection.
+#[derive(Debug)]
+pub(crate) struct Factory(pub(crate) Arc<Service>);
+
+impl net::Factory for Factory {
+    type Proto = Conn;
+    fn open(&self, now: Instant) -> Conn {
+        Conn::new(self.0.clone(), now)
+    }
+}

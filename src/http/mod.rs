@@ -1,0 +1,54 @@
+//! HTTP/1.1 parsing and framing, responses, routing and SSE encoding.
+//!
+//! A connection is one [`conn::Conn`] state machine driven by the `net`
+//! loop. Requests are parsed with httparse plus our own framing rules
+//! (SECURITY.md §1–2), routed by method and path, and handled inline or on
+//! the rayon pool; responses go out strictly in request order.
+//!
+//! Invariant: nothing in this module knows MCP, JSON-RPC or models.
+//! Invariant: every framing doubt is answered with its status and a close; we never resync.
+//! Invariant: no status number is chosen outside `ParseError::status` for protocol errors.
+
+mod chunked;
+mod conn;
+mod date;
+mod error;
+pub mod framing;
+mod handler;
+pub mod limits;
+mod metrics;
+mod request;
+pub mod response;
+mod router;
+pub mod sse;
+mod stream;
+
+pub use chunked::{ChunkedDecoder, Progress};
+pub use error::ParseError;
+pub use handler::{Cx, Handler, Mode, Msg, Reply, Responder};
+pub use limits::Limits;
+pub use metrics::Metrics;
+pub use request::{Method, Request};
+pub use response::Response;
+pub use router::{Match, Route, Router};
+pub use stream::{SendError, SseSender, SseStream};
+
+use crate::net;
+use std::sync::Arc;
+
+/// Everything the connections of one server share.
+#[derive(Debug)]
+pub struct Service {
+    /// The routes.
+    pub router: Router,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// Where request metrics go.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts serving `service` with the network settings in `net_cfg`.
+pub fn serve(net_cfg: net::Config, service: Service) -> Result<net::Server, net::Error> {
+    let drain = service.limits.drain_timeout;
+    net::start(net_cfg, drain, Arc::new(conn::Factory(Arc::new(service))))
+}

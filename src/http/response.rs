@@ -1,0 +1,308 @@
+//! Responses and their encoding onto the wire.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+
+/// The `Server` header every response carries.
+pub const SERVER_NAME: &str = "conduit";
+
+/// An HTTP response: status, extra headers and a fully buffered body.
+///
+/// `Content-Length`, `Date`, `Server` and `Connection` are added by the
+/// encoder; handlers never set framing headers themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<Cow<'static, str>>,
+    pub(crate) headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: u16) -> Response {
+        Response { status, content_type: None, headers: Vec::new(), body: Bytes::new() }
+    }
+
+    /// A response with a body and its content type.
+    pub fn with_body(status: u16, content_type: impl Into<Cow<'static, str>>, body: impl Into<Bytes>) -> Response {
+        Response { status, content_type: Some(content_type.into()), headers: Vec::new(), body: body.into() }
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<Bytes>) -> Response {
+        Response::with_body(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// An `application/json` response from already-serialized JSON.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+        Response::with_body(status, "application/json", body)
+    }
+
+    /// Adds a header. Names and values containing CR, LF or NUL are caught
+    /// when the response is encoded and turned into a 500 (R2).
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The first value of a header set by the handler (case-insensitive).
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("content-type") {
+            return self.content_type.as_deref();
+        }
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
+    }
+
+    fn is_valid(&self) -> bool {
+        let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+        let bad_name = |s: &str| s.is_empty() || bad(s) || s.bytes().any(|b| b == b':' || b == b' ');
+        (100..=999).contains(&self.status)
+            && !self.content_type.as_deref().is_some_and(bad)
+            && !self.headers.iter().any(|(n, v)| bad_name(n) || bad(v) || is_framing_header(n))
+    }
+}
+
+fn is_framing_header(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection", "date", "server"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The reason phrase for a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// How a response is framed on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// The request was HEAD: send headers only (R1).
+    pub head_only: bool,
+    /// The connection stays open after this response; if false the response
+    /// says `Connection: close` (R4).
+    pub keep_alive: bool,
+    /// The request was HTTP/1.0: a kept-alive connection must say so.
+    pub http10: bool,
+}
+
+fn put_status_line(status: u16, out: &mut BytesMut) {
+    // PERF: pre-rendered heads for the common statuses (benches/parse.rs encode_*).
+    let pre: &[u8] = match status {
+        200 => b"HTTP/1.1 200 OK\r\nServer: conduit\r\n",
+        202 => b"HTTP/1.1 202 Accepted\r\nServer: conduit\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\nServer: conduit\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\nServer: conduit\r\n",
+        _ => b"",
+    };
+    if !pre.is_empty() {
+        out.extend_from_slice(pre);
+        return;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(status).as_bytes());
+    out.put_u8(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(SERVER_NAME.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_common(date: &[u8; 29], f: Framing, out: &mut BytesMut) {
+    out.extend_from_slice(b"Date: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\n");
+    if !f.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if f.http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+}
+
+fn put_headers(resp: &Response, out: &mut BytesMut) {
+    if let Some(ct) = &resp.content_type {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (n, v) in &resp.headers {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `resp` to `out`. A response whose handler-set headers are invalid
+/// is replaced by a 500 (R2); returns false in that case so it can be logged.
+pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) -> bool {
+    if !resp.is_valid() {
+        let fallback = Response::text(500, "internal error: handler produced an invalid header\n");
+        encode(&fallback, f, date, out);
+        return false;
+    }
+    put_status_line(resp.status, out);
+    put_common(date, f, out);
+    put_headers(resp, out);
+    // R1: 1xx, 204 and 304 carry neither Content-Length nor a body.
+    let bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    if !bodiless {
+        out.extend_from_slice(b"Content-Length: ");
+        let mut b = itoa::Buffer::new();
+        out.extend_from_slice(b.format(resp.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !bodiless && !f.head_only {
+        out.extend_from_slice(&resp.body);
+    }
+    true
+}
+
+/// Appends the head of an SSE response. On HTTP/1.1 the stream is chunked so
+/// the connection can be reused when the stream ends; on HTTP/1.0 it is
+/// delimited by close. Returns whether chunked framing is used.
+pub fn encode_stream_head(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) -> bool {
+    let valid = resp.is_valid();
+    put_status_line(if valid { resp.status } else { 500 }, out);
+    let chunked = !f.http10;
+    put_common(date, Framing { keep_alive: f.keep_alive && chunked, ..f }, out);
+    if valid {
+        put_headers(resp, out);
+    }
+    if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    chunked
+}
+
+/// Appends one chunk of a chunked body (nothing for an empty payload, which
+/// would end the body).
+pub fn encode_chunk(payload: &[u8], out: &mut BytesMut) {
+    if payload.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", payload.len()).as_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk that ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The interim response sent for `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; 29] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+    const KA: Framing = Framing { head_only: false, keep_alive: true, http10: false };
+
+    fn enc(r: &Response, f: Framing) -> String {
+        let mut out = BytesMut::new();
+        encode(r, f, DATE, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn plain_response_has_length_date_server() {
+        let s = enc(&Response::text(200, "hi"), KA);
+        assert_eq!(
+            s,
+            "HTTP/1.1 200 OK\r\nServer: conduit\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn head_gets_length_but_no_body() {
+        let s = enc(&Response::text(200, "hello"), Framing { head_only: true, ..KA });
+        assert!(s.ends_with("Content-Length: 5\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn no_content_and_not_modified_have_no_length_or_body() {
+        for st in [204, 304, 101] {
+            let s = enc(&Response::with_body(st, "text/plain", "x"), KA);
+            assert!(!s.contains("Content-Length"), "{s}");
+            assert!(s.ends_with("\r\n\r\n"), "{s}");
+        }
+    }
+
+    #[test]
+    fn closing_response_says_connection_close() {
+        let s = enc(&Response::new(200), Framing { keep_alive: false, ..KA });
+        assert!(s.contains("Connection: close\r\n"));
+        let s = enc(&Response::new(200), Framing { http10: true, ..KA });
+        assert!(s.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn header_injection_becomes_500() {
+        for r in [
+            Response::new(200).header("X-A", "a\r\nSet-Cookie: x"),
+            Response::new(200).header("X-A\n", "a"),
+            Response::new(200).header("X-A", "a\0"),
+            Response::new(200).header("Content-Length", "5"),
+        ] {
+            let mut out = BytesMut::new();
+            assert!(!encode(&r, KA, DATE, &mut out));
+            assert!(out.starts_with(b"HTTP/1.1 500 "));
+        }
+    }
+
+    #[test]
+    fn chunks_are_hex_sized() {
+        let mut out = BytesMut::new();
+        encode_chunk(&[b'a'; 26], &mut out);
+        assert_eq!(&out[..], b"1a\r\naaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+}

@@ -1,0 +1,264 @@
+//! Method + path (+ `{param}` segments) → handler.
+
+use super::handler::{Handler, Mode};
+use super::request::Method;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+/// One registered route.
+pub struct Route {
+    pub(crate) method: Method,
+    pub(crate) pattern: String,
+    /// The pattern as a metrics label; leaked once per registration, since
+    /// routes live as long as the server.
+    pub(crate) label: &'static str,
+    segs: Vec<Seg>,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) mode: Mode,
+    pub(crate) max_body_bytes: Option<u64>,
+    /// Position in the router, used as the metrics label index.
+    pub(crate) index: usize,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("pattern", &self.pattern)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Route {
+    /// The pattern the route was registered with, e.g. `/v2/models/{name}`.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    fn matches(&self, path: &str, params: &mut Vec<(String, std::ops::Range<usize>)>) -> bool {
+        params.clear();
+        let mut rest = path.strip_prefix('/').unwrap_or(path);
+        let mut offset = path.len() - rest.len();
+        for (i, seg) in self.segs.iter().enumerate() {
+            let (part, tail) = rest.split_once('/').map_or((rest, None), |(a, b)| (a, Some(b)));
+            match seg {
+                Seg::Lit(l) if l == part => {}
+                Seg::Lit(_) => return false,
+                Seg::Param(_) if part.is_empty() => return false,
+                Seg::Param(name) => params.push((name.clone(), offset..offset + part.len())),
+            }
+            match tail {
+                Some(t) => {
+                    if i + 1 == self.segs.len() {
+                        return false;
+                    }
+                    offset += part.len() + 1;
+                    rest = t;
+                }
+                None => return i + 1 == self.segs.len(),
+            }
+        }
+        self.segs.is_empty() && rest.is_empty()
+    }
+}
+
+/// What routing a request found.
+#[derive(Debug)]
+pub enum Match<'r> {
+    /// A route; its params were written to the request.
+    Found(&'r Route),
+    /// No route has this path.
+    NotFound,
+    /// Routes have this path, but not for this method; the `Allow` value.
+    MethodNotAllowed(String),
+}
+
+/// Routes requests by method and path.
+///
+/// Static paths are looked up in a hash map; patterns with `{param}`
+/// segments are tried in registration order. A `GET` route also answers
+/// `HEAD` (headers only).
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+    exact: HashMap<String, Vec<usize>>,
+    patterned: Vec<usize>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Registers `handler` for `method` and `pattern` (`/a/{x}/b`), run in `mode`.
+    /// Returns the route's index; a later registration of the same method and
+    /// pattern replaces the earlier one.
+    pub fn route(&mut self, method: Method, pattern: &str, mode: Mode, handler: impl Handler) -> &mut Router {
+        self.add(method, pattern, mode, Arc::new(handler), None)
+    }
+
+    /// Like [`Router::route`], with a body cap for this route instead of the
+    /// global `max_body_bytes` (e.g. 64 MiB for inference).
+    pub fn route_with_limit(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        mode: Mode,
+        max_body_bytes: u64,
+        handler: impl Handler,
+    ) -> &mut Router {
+        self.add(method, pattern, mode, Arc::new(handler), Some(max_body_bytes))
+    }
+
+    /// Registers an already shared handler.
+    pub fn add(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        mode: Mode,
+        handler: Arc<dyn Handler>,
+        max_body_bytes: Option<u64>,
+    ) -> &mut Router {
+        let segs: Vec<Seg> = pattern
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty() || pattern == "/")
+            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_string()),
+                None => Seg::Lit(s.to_string()),
+            })
+            .collect();
+        let segs = if pattern == "/" { Vec::new() } else { segs };
+        if let Some(i) = self.routes.iter().position(|r| r.method == method && r.pattern == pattern) {
+            self.routes.remove(i);
+            self.rebuild();
+        }
+        let index = self.routes.len();
+        let label: &'static str = Box::leak(pattern.to_string().into_boxed_str());
+        self.routes.push(Route { method, pattern: pattern.to_string(), label, segs, handler, mode, max_body_bytes, index });
+        self.rebuild();
+        self
+    }
+
+    fn rebuild(&mut self) {
+        self.exact.clear();
+        self.patterned.clear();
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            r.index = i;
+            if r.segs.iter().any(|s| matches!(s, Seg::Param(_))) {
+                self.patterned.push(i);
+            } else {
+                self.exact.entry(r.pattern.clone()).or_default().push(i);
+            }
+        }
+    }
+
+    /// All routes, in registration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and `path`, writing path params into `params`.
+    pub fn find<'r>(
+        &'r self,
+        method: Method,
+        path: &str,
+        params: &mut Vec<(String, std::ops::Range<usize>)>,
+    ) -> Match<'r> {
+        let want = |r: &Route| r.method == method || (method == Method::Head && r.method == Method::Get);
+        let mut allowed: Vec<Method> = Vec::new();
+        if let Some(ids) = self.exact.get(path) {
+            params.clear();
+            for &i in ids {
+                let Some(r) = self.routes.get(i) else { continue };
+                if want(r) {
+                    return Match::Found(r);
+                }
+                allowed.push(r.method);
+            }
+        }
+        for &i in &self.patterned {
+            let Some(r) = self.routes.get(i) else { continue };
+            if r.matches(path, params) {
+                if want(r) {
+                    return Match::Found(r);
+                }
+                allowed.push(r.method);
+            }
+        }
+        params.clear();
+        if allowed.is_empty() {
+            return Match::NotFound;
+        }
+        if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
+            allowed.push(Method::Head);
+        }
+        allowed.sort_by_key(|m| *m as u8);
+        allowed.dedup();
+        Match::MethodNotAllowed(allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Reply, Response};
+
+    fn router() -> Router {
+        let mut r = Router::new();
+        let h = |_: &mut crate::http::Request, _: &mut crate::http::Cx<'_>| Reply::Response(Response::new(200));
+        r.route(Method::Get, "/", Mode::Inline, h)
+            .route(Method::Get, "/json", Mode::Inline, h)
+            .route(Method::Post, "/json", Mode::Inline, h)
+            .route(Method::Get, "/v2/models/{name}", Mode::Inline, h)
+            .route(Method::Post, "/v2/models/{name}/versions/{v}/infer", Mode::Pool, h);
+        r
+    }
+
+    fn find(r: &Router, m: Method, p: &str) -> (String, Vec<(String, String)>) {
+        let mut params = Vec::new();
+        match r.find(m, p, &mut params) {
+            Match::Found(route) => (
+                route.pattern.clone(),
+                params.iter().map(|(n, rg)| (n.clone(), p[rg.clone()].to_string())).collect(),
+            ),
+            Match::NotFound => ("404".into(), vec![]),
+            Match::MethodNotAllowed(a) => (format!("405 {a}"), vec![]),
+        }
+    }
+
+    #[test]
+    fn static_and_param_routes_match() {
+        let r = router();
+        assert_eq!(find(&r, Method::Get, "/json").0, "/json");
+        assert_eq!(find(&r, Method::Get, "/").0, "/");
+        let (p, params) = find(&r, Method::Post, "/v2/models/mlp/versions/3/infer");
+        assert_eq!(p, "/v2/models/{name}/versions/{v}/infer");
+        assert_eq!(params, vec![("name".into(), "mlp".into()), ("v".into(), "3".into())]);
+        assert_eq!(find(&r, Method::Get, "/v2/models/mlp").1, vec![("name".into(), "mlp".into())]);
+    }
+
+    #[test]
+    fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
+        let r = router();
+        assert_eq!(find(&r, Method::Get, "/nope").0, "404");
+        assert_eq!(find(&r, Method::Get, "/v2/models/").0, "404");
+        assert_eq!(find(&r, Method::Get, "/v2/models/a/b").0, "404");
+        assert_eq!(find(&r, Method::Delete, "/json").0, "405 GET, HEAD, POST");
+        assert_eq!(find(&r, Method::Get, "/v2/models/x/versions/1/infer").0, "405 POST");
+    }
+
+    #[test]
+    fn head_is_served_by_get_routes() {
+        let r = router();
+        assert_eq!(find(&r, Method::Head, "/json").0, "/json");
+    }
+}

@@ -1,0 +1,140 @@
+//! SSE streams: the reply that opens one, and the sender that feeds it.
+
+use super::handler::Msg;
+use super::response::Response;
+use super::sse::{self, Event, SseError};
+use crate::net;
+use bytes::BytesMut;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// State shared between a stream's connection and its senders.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The client went away or the stream ended; senders stop.
+    pub(crate) closed: AtomicBool,
+    /// Events sent but not yet written by the loop (bounded: slow consumer).
+    pub(crate) queued: AtomicUsize,
+    senders: AtomicUsize,
+}
+
+/// Starts an SSE response; returned from a handler as [`super::Reply::Sse`].
+#[derive(Debug)]
+pub struct SseStream {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) head: Response,
+}
+
+impl SseStream {
+    pub(crate) fn new(handle: net::Handle<Msg>, seq: u32, max_queued: usize) -> (SseStream, SseSender) {
+        let shared = Arc::new(Shared {
+            closed: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            senders: AtomicUsize::new(1),
+        });
+        let head = Response::with_body(200, "text/event-stream", bytes::Bytes::new())
+            .header("Cache-Control", "no-cache")
+            .header("X-Accel-Buffering", "no");
+        (SseStream { shared: shared.clone(), head }, SseSender { handle, seq, shared, max_queued })
+    }
+
+    /// Uses `extra`'s status and headers for the stream's head (its body is
+    /// ignored); `Content-Type: text/event-stream` and `Cache-Control` stay.
+    pub fn with_head(mut self, extra: Response) -> SseStream {
+        self.head.status = extra.status;
+        for (n, v) in extra.headers {
+            self.head.headers.retain(|(h, _)| !h.eq_ignore_ascii_case(&n));
+            self.head.headers.push((n, v));
+        }
+        self
+    }
+}
+
+/// Why an event was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The client is gone, the stream ended, or it was cut off as a slow consumer.
+    #[error("stream closed")]
+    Closed,
+    /// `event` or `id` contained CR, LF or NUL (R3).
+    #[error("invalid event: {0}")]
+    Invalid(SseError),
+}
+
+/// Pushes events to one SSE stream from any thread. Cloneable; when the last
+/// clone is dropped the stream ends cleanly.
+#[derive(Debug)]
+pub struct SseSender {
+    handle: net::Handle<Msg>,
+    seq: u32,
+    shared: Arc<Shared>,
+    max_queued: usize,
+}
+
+impl Clone for SseSender {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::AcqRel);
+        SseSender { handle: self.handle.clone(), seq: self.seq, shared: self.shared.clone(), max_queued: self.max_queued }
+    }
+}
+
+impl SseSender {
+    /// Queues an event. Events from one thread arrive in order. Fails once the
+    /// client has gone; a producer that runs more than the stream's backlog
+    /// ahead of the client gets the stream closed (slow consumer) so memory
+    /// stays bounded.
+    pub fn send(&self, ev: &Event<'_>) -> Result<(), SendError> {
+        let mut buf = BytesMut::with_capacity(ev.data.len() + 32);
+        sse::encode(ev, &mut buf).map_err(SendError::Invalid)?;
+        self.send_raw(buf)
+    }
+
+    /// Queues a `data:`-only event.
+    pub fn send_data(&self, data: &str) -> Result<(), SendError> {
+        self.send(&Event { event: None, id: None, data, retry_ms: None })
+    }
+
+    /// Queues a comment line (ignored by clients; keeps proxies from timing out).
+    pub fn comment(&self, text: &str) -> Result<(), SendError> {
+        let mut buf = BytesMut::new();
+        sse::encode_comment(text, &mut buf);
+        self.send_raw(buf)
+    }
+
+    fn send_raw(&self, buf: BytesMut) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            // Slow consumer: end the stream rather than buffer without limit.
+            self.shared.closed.store(true, Ordering::Release);
+            let _ = self.handle.send(Msg::SseEnd { seq: self.seq });
+            return Err(SendError::Closed);
+        }
+        self.handle
+            .send(Msg::SseData { seq: self.seq, bytes: buf.freeze() })
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Ends the stream after the events already queued.
+    pub fn close(&self) {
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.handle.send(Msg::SseEnd { seq: self.seq });
+        }
+    }
+
+    /// True once the client has gone or the stream has ended: stop producing.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for SseSender {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The `conduit` command.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use conduit::config::{self, LogFormat};
+use std::path::PathBuf;
+
+/// Conduit: an MCP server, an ONNX inference server and a fast HTTP/1.1 + SSE
+/// server in one binary.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve HTTP (built-in routes: /plaintext, /json, /health/live,
+    /// /health/ready, /metrics, /demo/ticker).
+    ///
+    /// Settings come from defaults, then --config FILE, then CONDUIT_<SECTION>_<KEY>
+    /// environment variables (e.g. CONDUIT_HTTP_MAX_BODY_BYTES=1048576), then
+    /// these flags. See conduit.example.toml for every key.
+    Serve(ServeArgs),
+    /// Print the effective configuration (after file, env and flags) as TOML.
+    Config(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// I/O threads (event loops); 0 = one per core [default: 0].
+    #[arg(long, value_name = "N")]
+    io_threads: Option<usize>,
+    /// Worker threads for handlers too costly for the loops; 0 = one per core [default: 0].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Most open connections; further ones wait in the backlog [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Log format [default: text].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> anyhow::Result<config::Config> {
+        let mut o: Vec<(&str, toml::Value)> = Vec::new();
+        if let Some(v) = &self.listen {
+            o.push(("server.listen", toml::Value::String(v.clone())));
+        }
+        if let Some(v) = self.io_threads {
+            o.push(("server.io_threads", toml::Value::Integer(v as i64)));
+        }
+        if let Some(v) = self.workers {
+            o.push(("workers.threads", toml::Value::Integer(v as i64)));
+        }
+        if let Some(v) = self.max_connections {
+            o.push(("server.max_connections", toml::Value::Integer(v as i64)));
+        }
+        if let Some(v) = self.log_format {
+            let s = match v {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            o.push(("log.format", toml::Value::String(s.into())));
+        }
+        Ok(config::load(self.config.as_deref(), std::env::vars(), &o)?)
+    }
+}
+
+fn init_logging(cfg: &config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.load()?;
+    init_logging(&cfg.log);
+    let running = conduit::app::start(&cfg).context("starting the server")?;
+    let stop = running.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new().name("conduit-signals".into()).spawn(move || {
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                tracing::info!(signal = sig, "shutting down: draining in-flight requests");
+                stop();
+            } else {
+                tracing::warn!(signal = sig, "second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    })?;
+    running.join();
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config(args) => {
+            let cfg = args.load()?;
+            print!("{}", toml::to_string_pretty(&cfg)?);
+            Ok(())
+        }
+    }
+}

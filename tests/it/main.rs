@@ -1,0 +1,5 @@
+//! Integration tests: one crate, one binary (STYLE.md §9).
+
+mod support;
+
+mod basics;
