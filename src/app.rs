@@ -76,7 +76,11 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         // SECURITY.md M3: a non-loopback bind is an explicit choice; say so.
         tracing::warn!(listen = %cfg.server.listen, "listening on a non-loopback address");
     }
-    let service = http::Service { router, limits: cfg.http.clone(), metrics };
+    let service = http::Service {
+        router,
+        limits: cfg.http.clone(),
+        metrics,
+    };
     let server = http::serve(cfg.server.clone(), service)?;
     tracing::info!(
         listen = %server.local_addr(),
@@ -96,52 +100,107 @@ fn init_worker_pool(threads: usize) {
 }
 
 const HELLO: &str = "Hello, World!";
+/// `/demo/sleep` sleeps at most this long (it holds a worker thread).
+const MAX_DEMO_SLEEP_MS: u64 = 10_000;
 
 #[derive(serde::Serialize)]
 struct Message<'a> {
     message: &'a str,
 }
 
-fn builtin_routes(router: &mut Router, cfg: &Config, registry: Arc<Registry>, ready: Arc<AtomicBool>) {
+fn builtin_routes(
+    router: &mut Router,
+    cfg: &Config,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) {
     // TechEmpower: a fresh JSON serialization per request, Server and Date headers.
     router
-        .route(Method::Get, "/plaintext", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
-            Reply::Response(Response::with_body(200, "text/plain", bytes::Bytes::from_static(HELLO.as_bytes())))
-        })
-        .route(Method::Get, "/json", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
-            match serde_json::to_vec(&Message { message: HELLO }) {
+        .route(
+            Method::Get,
+            "/plaintext",
+            Mode::Inline,
+            |_: &mut Request, _: &mut Cx<'_>| {
+                Reply::Response(Response::with_body(
+                    200,
+                    "text/plain",
+                    bytes::Bytes::from_static(HELLO.as_bytes()),
+                ))
+            },
+        )
+        .route(
+            Method::Get,
+            "/json",
+            Mode::Inline,
+            |_: &mut Request, _: &mut Cx<'_>| match serde_json::to_vec(&Message { message: HELLO })
+            {
                 Ok(body) => Reply::Response(Response::json(200, body)),
                 Err(_) => Reply::Response(Response::text(500, "serialization failed\n")),
-            }
-        })
-        .route(Method::Get, "/health/live", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| {
-            Reply::Response(Response::text(200, "ok\n"))
-        })
-        .route(Method::Get, "/health/ready", Mode::Inline, move |_: &mut Request, _: &mut Cx<'_>| {
-            if ready.load(Ordering::Acquire) {
-                Reply::Response(Response::text(200, "ready\n"))
-            } else {
-                Reply::Response(Response::text(503, "shutting down\n"))
-            }
-        })
-        .route(Method::Get, "/metrics", Mode::Pool, move |_: &mut Request, _: &mut Cx<'_>| {
-            let mut text = String::new();
-            match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                Ok(()) => Reply::Response(Response::with_body(
-                    200,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    text,
-                )),
-                Err(_) => Reply::Response(Response::text(500, "metrics encoding failed\n")),
-            }
-        });
+            },
+        )
+        .route(
+            Method::Get,
+            "/health/live",
+            Mode::Inline,
+            |_: &mut Request, _: &mut Cx<'_>| Reply::Response(Response::text(200, "ok\n")),
+        )
+        .route(
+            Method::Get,
+            "/health/ready",
+            Mode::Inline,
+            move |_: &mut Request, _: &mut Cx<'_>| {
+                if ready.load(Ordering::Acquire) {
+                    Reply::Response(Response::text(200, "ready\n"))
+                } else {
+                    Reply::Response(Response::text(503, "shutting down\n"))
+                }
+            },
+        )
+        .route(
+            Method::Get,
+            "/metrics",
+            Mode::Pool,
+            move |_: &mut Request, _: &mut Cx<'_>| {
+                let mut text = String::new();
+                match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                    Ok(()) => Reply::Response(Response::with_body(
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        text,
+                    )),
+                    Err(_) => Reply::Response(Response::text(500, "metrics encoding failed\n")),
+                }
+            },
+        );
+    if cfg.demo.sleep {
+        // A slow request on demand, for trying out timeouts and graceful shutdown.
+        router.route(
+            Method::Get,
+            "/demo/sleep",
+            Mode::Pool,
+            |req: &mut Request, _: &mut Cx<'_>| {
+                let ms = req
+                    .query_param("ms")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1000)
+                    .min(MAX_DEMO_SLEEP_MS);
+                std::thread::sleep(Duration::from_millis(ms));
+                Reply::Response(Response::text(200, format!("slept {ms} ms\n")))
+            },
+        );
+    }
     if cfg.demo.ticker {
         let ticker = Ticker::start(Duration::from_millis(cfg.demo.ticker_interval_ms));
-        router.route(Method::Get, "/demo/ticker", Mode::Inline, move |_: &mut Request, cx: &mut Cx<'_>| {
-            let (stream, tx) = cx.sse();
-            ticker.subscribe(tx);
-            Reply::Sse(stream)
-        });
+        router.route(
+            Method::Get,
+            "/demo/ticker",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let (stream, tx) = cx.sse();
+                ticker.subscribe(tx);
+                Reply::Sse(stream)
+            },
+        );
     }
 }
 
@@ -153,24 +212,30 @@ struct Ticker {
 
 impl Ticker {
     fn start(interval: Duration) -> Ticker {
-        let t = Ticker { subscribers: Arc::new(Mutex::new(Vec::new())) };
+        let t = Ticker {
+            subscribers: Arc::new(Mutex::new(Vec::new())),
+        };
         let subs = Arc::downgrade(&t.subscribers);
-        let spawned = std::thread::Builder::new().name("conduit-ticker".into()).spawn(move || {
-            let mut seq: u64 = 0;
-            loop {
-                std::thread::sleep(interval);
-                // The server (and its router) is gone: stop.
-                let Some(subs) = subs.upgrade() else { return };
-                seq += 1;
-                let t_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-                let data = format!("{{\"seq\":{seq},\"t_ns\":{t_ns}}}");
-                let mut list = match subs.lock() {
-                    Ok(l) => l,
-                    Err(p) => p.into_inner(),
-                };
-                list.retain(|tx| tx.send_data(&data).is_ok());
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("conduit-ticker".into())
+            .spawn(move || {
+                let mut seq: u64 = 0;
+                loop {
+                    std::thread::sleep(interval);
+                    // The server (and its router) is gone: stop.
+                    let Some(subs) = subs.upgrade() else { return };
+                    seq += 1;
+                    let t_ns = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos());
+                    let data = format!("{{\"seq\":{seq},\"t_ns\":{t_ns}}}");
+                    let mut list = match subs.lock() {
+                        Ok(l) => l,
+                        Err(p) => p.into_inner(),
+                    };
+                    list.retain(|tx| tx.send_data(&data).is_ok());
+                }
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the demo ticker thread");
         }

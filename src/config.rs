@@ -17,7 +17,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -47,11 +50,18 @@ pub struct DemoConfig {
     pub ticker: bool,
     /// Interval between ticker events, in ms. Default 1000.
     pub ticker_interval_ms: u64,
+    /// Serve `GET /demo/sleep?ms=N`, which answers after N ms (at most 10 s)
+    /// on the worker pool. Default true.
+    pub sleep: bool,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { ticker: true, ticker_interval_ms: 1000 }
+        DemoConfig {
+            ticker: true,
+            ticker_interval_ms: 1000,
+            sleep: true,
+        }
     }
 }
 
@@ -104,7 +114,9 @@ const SECTIONS: [&str; 5] = ["server", "http", "workers", "log", "demo"];
 /// and booleans as such, anything else as a string.
 pub fn parse_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -118,14 +130,18 @@ pub fn load(
 ) -> Result<Config, Error> {
     let mut table = match file {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|source| Error::Read { path: p.display().to_string(), source })?;
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
             toml::from_str::<toml::Table>(&text)?
         }
         None => toml::Table::new(),
     };
     for (var, raw) in env {
-        let Some(rest) = var.strip_prefix("CONDUIT_") else { continue };
+        let Some(rest) = var.strip_prefix("CONDUIT_") else {
+            continue;
+        };
         let rest = rest.to_ascii_lowercase();
         let Some((section, key)) = rest.split_once('_') else {
             return Err(Error::BadEnv { var });
@@ -146,7 +162,9 @@ pub fn load(
 }
 
 fn set(table: &mut toml::Table, section: &str, key: &str, v: toml::Value) {
-    let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(t) = entry {
         t.insert(key.to_string(), v);
     }
@@ -158,7 +176,9 @@ impl Config {
         let h = &self.http;
         let bad = |m: &str| Err(Error::Inconsistent(m.to_string()));
         if h.max_request_line_bytes == 0 || h.max_head_bytes < h.max_request_line_bytes {
-            return bad("http.max_head_bytes must be at least http.max_request_line_bytes (and both > 0)");
+            return bad(
+                "http.max_head_bytes must be at least http.max_request_line_bytes (and both > 0)",
+            );
         }
         if h.max_headers == 0 || h.max_headers > 512 {
             return bad("http.max_headers must be between 1 and 512");
@@ -187,7 +207,9 @@ mod tests {
     use super::*;
 
     fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -200,10 +222,17 @@ mod tests {
     #[test]
     fn env_overrides_file_and_flags_override_env() {
         let dir = std::env::temp_dir().join(format!("conduit-cfg-{}", std::process::id()));
-        std::fs::write(&dir, "[http]\nmax_headers = 50\nkeep_alive_timeout_ms = 1000\n").unwrap();
+        std::fs::write(
+            &dir,
+            "[http]\nmax_headers = 50\nkeep_alive_timeout_ms = 1000\n",
+        )
+        .unwrap();
         let c = load(
             Some(&dir),
-            env(&[("CONDUIT_HTTP_MAX_HEADERS", "60"), ("CONDUIT_SERVER_LISTEN", "127.0.0.1:9")]),
+            env(&[
+                ("CONDUIT_HTTP_MAX_HEADERS", "60"),
+                ("CONDUIT_SERVER_LISTEN", "127.0.0.1:9"),
+            ]),
             &[("server.listen", parse_value("127.0.0.1:10"))],
         )
         .unwrap();
@@ -215,10 +244,22 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_env_are_refused() {
-        assert!(matches!(load(None, env(&[("CONDUIT_NOPE_X", "1")]), &[]), Err(Error::BadEnv { .. })));
-        assert!(matches!(load(None, env(&[("CONDUIT_HTTP_NOPE", "1")]), &[]), Err(Error::Invalid(_))));
-        assert!(matches!(load(None, env(&[("CONDUIT_HTTP_MAX_HEADERS", "0")]), &[]), Err(Error::Inconsistent(_))));
-        assert!(matches!(load(None, env(&[("CONDUIT_HTTP_MAX_HEADERS", "x")]), &[]), Err(Error::Invalid(_))));
+        assert!(matches!(
+            load(None, env(&[("CONDUIT_NOPE_X", "1")]), &[]),
+            Err(Error::BadEnv { .. })
+        ));
+        assert!(matches!(
+            load(None, env(&[("CONDUIT_HTTP_NOPE", "1")]), &[]),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            load(None, env(&[("CONDUIT_HTTP_MAX_HEADERS", "0")]), &[]),
+            Err(Error::Inconsistent(_))
+        ));
+        assert!(matches!(
+            load(None, env(&[("CONDUIT_HTTP_MAX_HEADERS", "x")]), &[]),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]

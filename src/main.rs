@@ -78,7 +78,9 @@ impl ServeArgs {
 fn init_logging(cfg: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -90,21 +92,26 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     init_logging(&cfg.log);
     let running = conduit::app::start(&cfg).context("starting the server")?;
     let stop = running.shutdown_handle();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .context("installing signal handlers")?;
-    std::thread::Builder::new().name("conduit-signals".into()).spawn(move || {
-        let mut seen = 0;
-        for sig in signals.forever() {
-            seen += 1;
-            if seen == 1 {
-                tracing::info!(signal = sig, "shutting down: draining in-flight requests");
-                stop();
-            } else {
-                tracing::warn!(signal = sig, "second signal: exiting now");
-                std::process::exit(130);
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("conduit-signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    tracing::info!(signal = sig, "shutting down: draining in-flight requests");
+                    stop();
+                } else {
+                    tracing::warn!(signal = sig, "second signal: exiting now");
+                    std::process::exit(130);
+                }
             }
-        }
-    })?;
+        })?;
     running.join();
     tracing::info!("shutdown complete");
     Ok(())

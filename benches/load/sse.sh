@@ -90,13 +90,13 @@ for line in open(sys.argv[1]):
     d = dict(x.split("=", 1) for x in kv.split())
     rss = d.get("server_rss_kib", "na")
     rows.append([server, f'{d["connected"]}/{d["conns"]}', f'{float(d["events_per_s"]):,.0f}',
-                 d["delivered_pct"] + "%", d["p50_ms"], d["p99_ms"], d["max_ms"],
+                 d["delivered_pct"] + "%", d.get("producer_hz", "na"), d.get("completeness_pct", "na") + "%", d["p50_ms"], d["p99_ms"], d["max_ms"],
                  d["missed"], d["closed"], d.get("server_cores", "na"), d.get("client_cores", "na"),
                  f"{int(rss) / 1024:.1f}" if rss.isdigit() else "na", d.get("limit", "?")])
 if not rows:
     print("_no results_")
     sys.exit()
-h = ["server", "streams", "events/s", "delivered", "p50 ms", "p99 ms", "max ms", "missed",
+h = ["server", "streams", "events/s", "delivered", "ticks/s", "complete", "p50 ms", "p99 ms", "max ms", "missed",
      "dropped", "server cores", "client cores", "RSS MiB", "limited by"]
 w = [max(len(str(r[i])) for r in [h] + rows) for i in range(len(h))]
 fmt = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
@@ -107,7 +107,11 @@ for r in rows:
 print()
 print("_limited by: none = the full expected rate arrived; client = the load client used all of "
       "its threads (numbers are a lower bound for the server); machine = client and server "
-      "together used all cores they share; server = the server fell behind with CPU to spare._")
+      "together used all cores they share; server = the server fell behind with CPU to spare; "
+      "producer = every stream got every event, but the server's ticker ticked slower than asked. "
+      "delivered = events/s over streams x 1000/INTERVAL_MS; ticks/s = the producer's real rate "
+      "(from seq and t_ns); complete = events over streams x events produced; missed = seq gaps; "
+      "dropped = streams the server closed during the window._")
 PY
 } >"$REPORT"
 cat "$REPORT"

@@ -3,9 +3,10 @@
 
 use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ParseError;
-use super::framing::{self, BodyKind};
+use super::framing::BodyKind;
 use super::handler::{Cx, HandleSrc, Mode, Msg, Reply};
 use super::metrics::UNMATCHED;
+use super::parse::parse_head;
 use super::request::{Method, Request};
 use super::response::{self, Response};
 use super::router::Match;
@@ -13,15 +14,10 @@ use super::{date, sse, Service};
 use crate::net::{self, Io, Next};
 use bytes::Buf;
 use std::cell::RefCell;
-use std::mem::MaybeUninit;
-use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// httparse needs a header array; this bounds `max_headers`.
-const HEADER_SLOTS: usize = 512;
 
 thread_local! {
     /// The loop's reusable request: inline requests are parsed into it, so
@@ -117,7 +113,13 @@ impl Conn {
     pub(crate) fn new(svc: Arc<Service>, now: Instant) -> Conn {
         svc.metrics.conn_opened();
         let until = now + svc.limits.keep_alive_timeout;
-        Conn { svc, state: State::Idle { until }, served: 0, seq: 0, shutting_down: false }
+        Conn {
+            svc,
+            state: State::Idle { until },
+            served: 0,
+            seq: 0,
+            shutting_down: false,
+        }
     }
 
     /// What to tell the loop when there is nothing more to process now.
@@ -190,7 +192,6 @@ impl Conn {
                 // Only reachable if a handler re-entered the loop; treat as an internal error.
                 return Step::Done(self.fail_internal(io));
             };
-            req.clear();
             let parsed = parse_head(io.rbuf, limits, &mut req);
             let (head_len, fr) = match parsed {
                 Ok(Some(h)) => h,
@@ -218,7 +219,12 @@ impl Conn {
             };
             req.params = params;
             let max_body = match &target {
-                Target::Route(i) => self.svc.router.routes().get(*i).and_then(|r| r.max_body_bytes),
+                Target::Route(i) => self
+                    .svc
+                    .router
+                    .routes()
+                    .get(*i)
+                    .and_then(|r| r.max_body_bytes),
                 Target::NotFound | Target::NotAllowed(_) => None,
             }
             .unwrap_or(limits.max_body_bytes);
@@ -235,9 +241,10 @@ impl Conn {
                     req.body.reserve(n.min(64 * 1024) as usize);
                     Decoder::Length(n)
                 }
-                BodyKind::Chunked => {
-                    Decoder::Chunked(ChunkedDecoder::new(limits.max_chunk_ext_bytes, limits.max_trailer_bytes))
-                }
+                BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(
+                    limits.max_chunk_ext_bytes,
+                    limits.max_trailer_bytes,
+                )),
             };
             if fr.expect_continue && io.rbuf.is_empty() {
                 io.wbuf.extend_from_slice(response::CONTINUE);
@@ -273,7 +280,9 @@ impl Conn {
     }
 
     fn continue_body(&mut self, io: &mut Io<'_, Msg>) -> Step {
-        let State::Body(b) = &mut self.state else { return Step::Again };
+        let State::Body(b) = &mut self.state else {
+            return Step::Again;
+        };
         let before = b.received;
         let mut req = std::mem::take(&mut b.req);
         let r = feed_body(&mut req, b, io);
@@ -299,12 +308,19 @@ impl Conn {
     }
 
     /// Runs the handler for a complete request.
-    fn dispatch(&mut self, req: &mut Request, target: Target, head_only: bool, io: &mut Io<'_, Msg>) -> Step {
+    fn dispatch(
+        &mut self,
+        req: &mut Request,
+        target: Target,
+        head_only: bool,
+        io: &mut Io<'_, Msg>,
+    ) -> Step {
         self.served = self.served.saturating_add(1);
         self.seq = self.seq.wrapping_add(1);
         let limits = &self.svc.limits;
         // L8: the last allowed request's response says `Connection: close`.
-        let keep_alive = req.keep_alive && !self.shutting_down && self.served < limits.max_requests_per_conn;
+        let keep_alive =
+            req.keep_alive && !self.shutting_down && self.served < limits.max_requests_per_conn;
         req.keep_alive = keep_alive;
         let svc = self.svc.clone();
         let route = match &target {
@@ -321,7 +337,9 @@ impl Conn {
         };
         let Some(route) = route else {
             let resp = match target {
-                Target::NotAllowed(allow) => Response::text(405, "method not allowed\n").header("Allow", allow),
+                Target::NotAllowed(allow) => {
+                    Response::text(405, "method not allowed\n").header("Allow", allow)
+                }
                 Target::NotFound | Target::Route(_) => Response::text(404, "not found\n"),
             };
             return self.respond(resp, &mut info, io);
@@ -339,7 +357,9 @@ impl Conn {
                 let took = cx.took_responder;
                 drop(cx);
                 let reply = match reply {
-                    Ok(Reply::Later) if !took => internal_error("handler returned Later without a responder"),
+                    Ok(Reply::Later) if !took => {
+                        internal_error("handler returned Later without a responder")
+                    }
                     Ok(r) => r,
                     Err(_) => internal_error("handler panicked"),
                 };
@@ -352,14 +372,21 @@ impl Conn {
                 let seq = self.seq;
                 let max_queued = limits.sse_max_queued_events;
                 rayon::spawn(move || {
-                    let mut cx =
-                        Cx { src: HandleSrc::Owned(handle.clone()), seq, sse_max_queued: max_queued, took_responder: false };
-                    let reply = catch_unwind(AssertUnwindSafe(|| handler.call(&mut owned, &mut cx)));
+                    let mut cx = Cx {
+                        src: HandleSrc::Owned(handle.clone()),
+                        seq,
+                        sse_max_queued: max_queued,
+                        took_responder: false,
+                    };
+                    let reply =
+                        catch_unwind(AssertUnwindSafe(|| handler.call(&mut owned, &mut cx)));
                     let took = cx.took_responder;
                     drop(cx);
                     let reply = match reply {
                         Ok(Reply::Later) if took => return,
-                        Ok(Reply::Later) => internal_error("handler returned Later without a responder"),
+                        Ok(Reply::Later) => {
+                            internal_error("handler returned Later without a responder")
+                        }
                         Ok(r) => r,
                         Err(_) => internal_error("handler panicked"),
                     };
@@ -375,6 +402,8 @@ impl Conn {
     /// Acts on a handler's reply for the request described by `info`.
     fn on_reply(&mut self, reply: Reply, info: InFlight, io: &mut Io<'_, Msg>) -> Step {
         let mut info = info;
+        // A shutdown that began while the handler ran closes the connection after this reply.
+        info.keep_alive &= !self.shutting_down;
         match reply {
             Reply::Response(r) => self.respond(r, &mut info, io),
             Reply::Later => {
@@ -382,7 +411,11 @@ impl Conn {
                 Step::Done(self.next(io))
             }
             Reply::Sse(stream) => {
-                let f = response::Framing { head_only: false, keep_alive: info.keep_alive, http10: info.http10 };
+                let f = response::Framing {
+                    head_only: false,
+                    keep_alive: info.keep_alive,
+                    http10: info.http10,
+                };
                 let date = date::now();
                 let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
                 if !chunked {
@@ -391,7 +424,11 @@ impl Conn {
                 let mut first = bytes::BytesMut::new();
                 sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
                 put_stream_bytes(chunked, &first, io.wbuf);
-                self.svc.metrics.record(info.route, stream.head.status, io.now.saturating_duration_since(info.started));
+                self.svc.metrics.record(
+                    info.route,
+                    stream.head.status,
+                    io.now.saturating_duration_since(info.started),
+                );
                 self.state = State::Streaming(Box::new(Stream {
                     info,
                     shared: stream.shared,
@@ -404,18 +441,29 @@ impl Conn {
     }
 
     fn respond(&mut self, resp: Response, info: &mut InFlight, io: &mut Io<'_, Msg>) -> Step {
-        let f = response::Framing { head_only: info.head_only, keep_alive: info.keep_alive, http10: info.http10 };
+        let f = response::Framing {
+            head_only: info.head_only,
+            keep_alive: info.keep_alive,
+            http10: info.http10,
+        };
         let date = date::now();
         if !response::encode(&resp, f, &date, io.wbuf) {
-            tracing::error!(route = info.route, "handler set a header with CR, LF or NUL, or a framing header; answered 500");
+            tracing::error!(
+                route = info.route,
+                "handler set a header with CR, LF or NUL, or a framing header; answered 500"
+            );
         }
-        self.svc.metrics.record(info.route, resp.status, info.started.elapsed());
+        self.svc
+            .metrics
+            .record(info.route, resp.status, info.started.elapsed());
         self.finish(info.keep_alive, io)
     }
 
     fn finish(&mut self, keep_alive: bool, io: &Io<'_, Msg>) -> Step {
         if keep_alive {
-            self.state = State::Idle { until: io.now + self.svc.limits.keep_alive_timeout };
+            self.state = State::Idle {
+                until: io.now + self.svc.limits.keep_alive_timeout,
+            };
             Step::Again
         } else {
             self.state = State::Closing;
@@ -426,9 +474,15 @@ impl Conn {
     /// Answers a framing or limit error and closes (SECURITY.md §2).
     fn fail(&mut self, e: ParseError, io: &mut Io<'_, Msg>) -> Next {
         let resp = Response::text(e.status(), format!("{e}\n"));
-        let f = response::Framing { head_only: false, keep_alive: false, http10: false };
+        let f = response::Framing {
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+        };
         response::encode(&resp, f, &date::now(), io.wbuf);
-        self.svc.metrics.record(UNMATCHED, e.status(), Duration::ZERO);
+        self.svc
+            .metrics
+            .record(UNMATCHED, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
         self.state = State::Closing;
         Next::close_after_write()
@@ -436,7 +490,11 @@ impl Conn {
 
     fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {
         let resp = Response::text(500, "internal error\n");
-        let f = response::Framing { head_only: false, keep_alive: false, http10: false };
+        let f = response::Framing {
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+        };
         response::encode(&resp, f, &date::now(), io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
@@ -453,7 +511,9 @@ impl Conn {
 
     /// Ends an SSE stream cleanly: last chunk, then keep-alive or close.
     fn end_stream(&mut self, io: &mut Io<'_, Msg>) -> Step {
-        let State::Streaming(s) = &self.state else { return Step::Again };
+        let State::Streaming(s) = &self.state else {
+            return Step::Again;
+        };
         s.shared.closed.store(true, Ordering::Release);
         let (chunked, keep_alive) = (s.chunked, s.info.keep_alive && !self.shutting_down);
         if chunked {
@@ -465,7 +525,9 @@ impl Conn {
     fn on_stream_msg(&mut self, msg: Msg, io: &mut Io<'_, Msg>) -> Step {
         match msg {
             Msg::SseData { seq, bytes } => {
-                let State::Streaming(s) = &mut self.state else { return Step::Done(self.next(io)) };
+                let State::Streaming(s) = &mut self.state else {
+                    return Step::Done(self.next(io));
+                };
                 s.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 if s.info.seq != seq {
                     return Step::Done(self.next(io));
@@ -513,7 +575,8 @@ fn feed_body(req: &mut Request, b: &mut Body, io: &mut Io<'_, Msg>) -> Result<bo
     match &mut b.decoder {
         Decoder::Length(rem) => {
             let take = (*rem).min(io.rbuf.len() as u64) as usize;
-            req.body.extend_from_slice(io.rbuf.get(..take).unwrap_or_default());
+            req.body
+                .extend_from_slice(io.rbuf.get(..take).unwrap_or_default());
             io.rbuf.advance(take);
             *rem -= take as u64;
             b.received += take as u64;
@@ -525,133 +588,6 @@ fn feed_body(req: &mut Request, b: &mut Body, io: &mut Io<'_, Msg>) -> Result<bo
             b.received += used as u64;
             Ok(matches!(progress, Progress::Done))
         }
-    }
-}
-
-fn offset(base: &[u8], part: &[u8]) -> Range<usize> {
-    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-    start..start + part.len()
-}
-
-/// Parses a request head from `buf` into `req`. `Ok(None)`: incomplete.
-/// On success returns the head's length and its framing.
-fn parse_head(
-    buf: &[u8],
-    limits: &super::Limits,
-    req: &mut Request,
-) -> Result<Option<(usize, framing::Framing)>, ParseError> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
-    let n = limits.max_headers.min(HEADER_SLOTS);
-    let mut parsed = httparse::Request::new(&mut []);
-    let status = match parsed.parse_with_uninit_headers(buf, &mut slots[..n]) {
-        Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            // The head may be incomplete; lengths take precedence when they are exceeded.
-            framing::check_partial_head(buf, limits)?;
-            return Err(ParseError::TooManyHeaders);
-        }
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(e) => {
-            framing::check_partial_head(buf, limits)?;
-            return Err(ParseError::Malformed(e));
-        }
-    };
-    let len = match status {
-        httparse::Status::Partial => {
-            framing::check_partial_head(buf, limits)?;
-            return Ok(None);
-        }
-        httparse::Status::Complete(len) => len,
-    };
-    let head = buf.get(..len).unwrap_or_default();
-    framing::check_head_bytes(head, limits)?;
-    if len > limits.max_head_bytes {
-        return Err(ParseError::HeadTooLarge);
-    }
-    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
-        return Err(ParseError::Malformed(httparse::Error::Token));
-    };
-    let fr = framing::analyze(version, parsed.headers)?;
-
-    req.head.extend_from_slice(head);
-    req.method = Method::from_token(method);
-    req.method_range = offset(buf, method.as_bytes());
-    req.http10 = version == 0;
-    let t = offset(buf, target.as_bytes());
-    let (path, query, authority) = split_target(target, t.start)?;
-    if req.method == Method::Options && target == "*" {
-        req.path = t;
-    } else {
-        req.path = path;
-    }
-    req.query = query;
-    req.authority = authority;
-    req.headers.extend(parsed.headers.iter().map(|h| (offset(buf, h.name.as_bytes()), offset(buf, h.value))));
-    Ok(Some((len, fr)))
-}
-
-/// Splits a request target into path, query and (absolute-form) authority
-/// ranges, relative to the head. RFC 9112 §3.2.
-#[allow(clippy::type_complexity)]
-fn split_target(
-    target: &str,
-    base: usize,
-) -> Result<(Range<usize>, Option<Range<usize>>, Option<Range<usize>>), ParseError> {
-    if !target.is_ascii() {
-        return Err(ParseError::InvalidTarget);
-    }
-    let (mut start, mut authority) = (0, None);
-    if !target.starts_with('/') {
-        if target == "*" {
-            return Ok((base..base + 1, None, None));
-        }
-        // Absolute-form (S18): the server MUST accept it; its authority wins over Host.
-        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-        let scheme_len = if lower.starts_with("http://") {
-            7
-        } else if lower.starts_with("https://") {
-            8
-        } else {
-            return Err(ParseError::InvalidTarget);
-        };
-        let rest = target.get(scheme_len..).unwrap_or_default();
-        let auth_len = rest.find(['/', '?']).unwrap_or(rest.len());
-        let auth = rest.get(..auth_len).unwrap_or_default();
-        if auth.is_empty() || auth.contains('@') || !framing::is_valid_host(auth.as_bytes()) {
-            return Err(ParseError::InvalidHost);
-        }
-        authority = Some(base + scheme_len..base + scheme_len + auth_len);
-        start = scheme_len + auth_len;
-    }
-    let rest = target.get(start..).unwrap_or_default();
-    let (p_len, query) = match rest.find('?') {
-        Some(q) => (q, Some(base + start + q + 1..base + target.len())),
-        None => (rest.len(), None),
-    };
-    let path = if p_len == 0 {
-        // `http://host` or `http://host?x` means path "/"; point at a '/' we know exists... none
-        // does, so use an empty range and let `path()` report "" → routes treat it as "/".
-        base + start..base + start
-    } else {
-        base + start..base + start + p_len
-    };
-    Ok((path, query, authority))
-}
-
-/// httparse says "bad version": 505 for a well-formed other major version, else 400 (S16).
-fn version_error(buf: &[u8]) -> ParseError {
-    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
-    let line = buf.get(..line_end).unwrap_or_default();
-    match line.rsplit(|&b| b == b' ').next() {
-        Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
-            if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1' =>
-        {
-            ParseError::UnsupportedVersion
-        }
-        Some([b'H', b'T', b'T', b'P', b'/', major]) if major.is_ascii_digit() && *major != b'1' => {
-            ParseError::UnsupportedVersion
-        }
-        _ => ParseError::Malformed(httparse::Error::Version),
     }
 }
 

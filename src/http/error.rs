@@ -101,11 +101,23 @@ impl ParseError {
         match self {
             RequestLineTooLong => 414,
             HeadTooLarge | HeaderFieldTooLarge | TooManyHeaders => 431,
-            Malformed(_) | BareLf | ObsFold | MissingHost | DuplicateHost | InvalidHost
-            | InvalidTarget | ContentLengthWithTransferEncoding | InvalidContentLength
-            | ConflictingContentLength | ChunkedNotLast | ChunkedTwice
-            | TransferEncodingInHttp10 | InvalidChunkSize | InvalidChunkData
-            | InvalidChunkExtension | InvalidTrailers => 400,
+            Malformed(_)
+            | BareLf
+            | ObsFold
+            | MissingHost
+            | DuplicateHost
+            | InvalidHost
+            | InvalidTarget
+            | ContentLengthWithTransferEncoding
+            | InvalidContentLength
+            | ConflictingContentLength
+            | ChunkedNotLast
+            | ChunkedTwice
+            | TransferEncodingInHttp10
+            | InvalidChunkSize
+            | InvalidChunkData
+            | InvalidChunkExtension
+            | InvalidTrailers => 400,
             UnsupportedVersion => 505,
             UnknownTransferCoding => 501,
             BodyTooLarge => 413,

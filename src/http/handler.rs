@@ -105,7 +105,11 @@ impl Cx<'_> {
     /// gets a 500.
     pub fn responder(&mut self) -> Responder {
         self.took_responder = true;
-        Responder { handle: Some(self.handle()), seq: self.seq, sse_max_queued: self.sse_max_queued }
+        Responder {
+            handle: Some(self.handle()),
+            seq: self.seq,
+            sse_max_queued: self.sse_max_queued,
+        }
     }
 
     /// Opens an SSE stream: return the [`SseStream`] as `Reply::Sse`, and
@@ -131,7 +135,9 @@ impl Responder {
 
     /// Answers with an SSE stream and returns its sender.
     pub fn sse(mut self, extra: Response) -> Result<SseSender, net::SendError> {
-        let Some(h) = self.handle.clone() else { return Err(net::SendError) };
+        let Some(h) = self.handle.clone() else {
+            return Err(net::SendError);
+        };
         let (stream, tx) = SseStream::new(h, self.seq, self.sse_max_queued);
         self.send(Reply::Sse(stream.with_head(extra)))?;
         Ok(tx)
@@ -139,7 +145,10 @@ impl Responder {
 
     fn send(&mut self, reply: Reply) -> Result<(), net::SendError> {
         match self.handle.take() {
-            Some(h) => h.send(Msg::Reply { seq: self.seq, reply }),
+            Some(h) => h.send(Msg::Reply {
+                seq: self.seq,
+                reply,
+            }),
             None => Err(net::SendError),
         }
     }
@@ -148,7 +157,10 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if self.handle.is_some() {
-            let _ = self.send(Reply::Response(Response::text(500, "internal error: request was dropped unanswered\n")));
+            let _ = self.send(Reply::Response(Response::text(
+                500,
+                "internal error: request was dropped unanswered\n",
+            )));
         }
     }
 }

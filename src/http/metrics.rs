@@ -53,7 +53,11 @@ impl Metrics {
             "Open HTTP connections",
             self.open_connections.clone(),
         );
-        registry.register("conduit_http_requests", "HTTP requests by route and status", self.requests.clone());
+        registry.register(
+            "conduit_http_requests",
+            "HTTP requests by route and status",
+            self.requests.clone(),
+        );
         registry.register(
             "conduit_http_request_duration_seconds",
             "Time from a request's arrival to its response being queued",
@@ -70,7 +74,11 @@ impl Metrics {
     }
 
     pub(crate) fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
-        self.requests.get_or_create(&RequestLabels { route, status }).inc();
-        self.latency.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
     }
 }

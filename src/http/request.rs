@@ -137,7 +137,9 @@ impl Request {
 
     /// Every header field in order, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.headers.iter().map(|(n, v)| (self.str(n), self.slice(v)))
+        self.headers
+            .iter()
+            .map(|(n, v)| (self.str(n), self.slice(v)))
     }
 
     /// The authority the request is for: the absolute-form target's
@@ -151,7 +153,10 @@ impl Request {
 
     /// A path parameter captured by the route pattern (`{name}`).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n == name).map(|(_, r)| self.str(r))
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| self.str(r))
     }
 
     /// The decoded request body (after chunked decoding).
@@ -170,15 +175,27 @@ impl Request {
     }
 
     /// Builds a request directly, for tests and in-process callers.
-    pub fn synthetic(method: Method, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
-        let mut r = Request { method, http10: false, keep_alive: true, ..Request::default() };
+    pub fn synthetic(
+        method: Method,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Request {
+        let mut r = Request {
+            method,
+            http10: false,
+            keep_alive: true,
+            ..Request::default()
+        };
         let push = |head: &mut Vec<u8>, s: &str| {
             let start = head.len();
             head.extend_from_slice(s.as_bytes());
             start..head.len()
         };
         r.method_range = push(&mut r.head, method.as_str());
-        let (p, q) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+        let (p, q) = target
+            .split_once('?')
+            .map_or((target, None), |(p, q)| (p, Some(q)));
         r.path = push(&mut r.head, p);
         r.query = q.map(|q| push(&mut r.head, q));
         for (n, v) in headers {

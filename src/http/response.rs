@@ -21,12 +21,26 @@ pub struct Response {
 impl Response {
     /// An empty response with `status`.
     pub fn new(status: u16) -> Response {
-        Response { status, content_type: None, headers: Vec::new(), body: Bytes::new() }
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     /// A response with a body and its content type.
-    pub fn with_body(status: u16, content_type: impl Into<Cow<'static, str>>, body: impl Into<Bytes>) -> Response {
-        Response { status, content_type: Some(content_type.into()), headers: Vec::new(), body: body.into() }
+    pub fn with_body(
+        status: u16,
+        content_type: impl Into<Cow<'static, str>>,
+        body: impl Into<Bytes>,
+    ) -> Response {
+        Response {
+            status,
+            content_type: Some(content_type.into()),
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     /// A `text/plain; charset=utf-8` response.
@@ -41,7 +55,11 @@ impl Response {
 
     /// Adds a header. Names and values containing CR, LF or NUL are caught
     /// when the response is encoded and turned into a 500 (R2).
-    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Response {
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -61,22 +79,35 @@ impl Response {
         if name.eq_ignore_ascii_case("content-type") {
             return self.content_type.as_deref();
         }
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
     }
 
     fn is_valid(&self) -> bool {
         let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
-        let bad_name = |s: &str| s.is_empty() || bad(s) || s.bytes().any(|b| b == b':' || b == b' ');
+        let bad_name =
+            |s: &str| s.is_empty() || bad(s) || s.bytes().any(|b| b == b':' || b == b' ');
         (100..=999).contains(&self.status)
             && !self.content_type.as_deref().is_some_and(bad)
-            && !self.headers.iter().any(|(n, v)| bad_name(n) || bad(v) || is_framing_header(n))
+            && !self
+                .headers
+                .iter()
+                .any(|(n, v)| bad_name(n) || bad(v) || is_framing_header(n))
     }
 }
 
 fn is_framing_header(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "date", "server"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "date",
+        "server",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// The reason phrase for a status code.
@@ -208,11 +239,23 @@ pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) 
 /// Appends the head of an SSE response. On HTTP/1.1 the stream is chunked so
 /// the connection can be reused when the stream ends; on HTTP/1.0 it is
 /// delimited by close. Returns whether chunked framing is used.
-pub fn encode_stream_head(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) -> bool {
+pub fn encode_stream_head(
+    resp: &Response,
+    f: Framing,
+    date: &[u8; 29],
+    out: &mut BytesMut,
+) -> bool {
     let valid = resp.is_valid();
     put_status_line(if valid { resp.status } else { 500 }, out);
     let chunked = !f.http10;
-    put_common(date, Framing { keep_alive: f.keep_alive && chunked, ..f }, out);
+    put_common(
+        date,
+        Framing {
+            keep_alive: f.keep_alive && chunked,
+            ..f
+        },
+        out,
+    );
     if valid {
         put_headers(resp, out);
     }
@@ -245,7 +288,11 @@ mod tests {
     use super::*;
 
     const DATE: &[u8; 29] = b"Sun, 06 Nov 1994 08:49:37 GMT";
-    const KA: Framing = Framing { head_only: false, keep_alive: true, http10: false };
+    const KA: Framing = Framing {
+        head_only: false,
+        keep_alive: true,
+        http10: false,
+    };
 
     fn enc(r: &Response, f: Framing) -> String {
         let mut out = BytesMut::new();
@@ -264,7 +311,13 @@ mod tests {
 
     #[test]
     fn head_gets_length_but_no_body() {
-        let s = enc(&Response::text(200, "hello"), Framing { head_only: true, ..KA });
+        let s = enc(
+            &Response::text(200, "hello"),
+            Framing {
+                head_only: true,
+                ..KA
+            },
+        );
         assert!(s.ends_with("Content-Length: 5\r\n\r\n"), "{s}");
     }
 
@@ -279,7 +332,13 @@ mod tests {
 
     #[test]
     fn closing_response_says_connection_close() {
-        let s = enc(&Response::new(200), Framing { keep_alive: false, ..KA });
+        let s = enc(
+            &Response::new(200),
+            Framing {
+                keep_alive: false,
+                ..KA
+            },
+        );
         assert!(s.contains("Connection: close\r\n"));
         let s = enc(&Response::new(200), Framing { http10: true, ..KA });
         assert!(s.contains("Connection: keep-alive\r\n"));

@@ -47,7 +47,9 @@ impl Route {
         let mut rest = path.strip_prefix('/').unwrap_or(path);
         let mut offset = path.len() - rest.len();
         for (i, seg) in self.segs.iter().enumerate() {
-            let (part, tail) = rest.split_once('/').map_or((rest, None), |(a, b)| (a, Some(b)));
+            let (part, tail) = rest
+                .split_once('/')
+                .map_or((rest, None), |(a, b)| (a, Some(b)));
             match seg {
                 Seg::Lit(l) if l == part => {}
                 Seg::Lit(_) => return false,
@@ -101,7 +103,13 @@ impl Router {
     /// Registers `handler` for `method` and `pattern` (`/a/{x}/b`), run in `mode`.
     /// Returns the route's index; a later registration of the same method and
     /// pattern replaces the earlier one.
-    pub fn route(&mut self, method: Method, pattern: &str, mode: Mode, handler: impl Handler) -> &mut Router {
+    pub fn route(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        mode: Mode,
+        handler: impl Handler,
+    ) -> &mut Router {
         self.add(method, pattern, mode, Arc::new(handler), None)
     }
 
@@ -115,7 +123,13 @@ impl Router {
         max_body_bytes: u64,
         handler: impl Handler,
     ) -> &mut Router {
-        self.add(method, pattern, mode, Arc::new(handler), Some(max_body_bytes))
+        self.add(
+            method,
+            pattern,
+            mode,
+            Arc::new(handler),
+            Some(max_body_bytes),
+        )
     }
 
     /// Registers an already shared handler.
@@ -131,19 +145,34 @@ impl Router {
             .trim_start_matches('/')
             .split('/')
             .filter(|s| !s.is_empty() || pattern == "/")
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Seg::Param(name.to_string()),
-                None => Seg::Lit(s.to_string()),
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Seg::Param(name.to_string()),
+                    None => Seg::Lit(s.to_string()),
+                },
+            )
             .collect();
         let segs = if pattern == "/" { Vec::new() } else { segs };
-        if let Some(i) = self.routes.iter().position(|r| r.method == method && r.pattern == pattern) {
+        if let Some(i) = self
+            .routes
+            .iter()
+            .position(|r| r.method == method && r.pattern == pattern)
+        {
             self.routes.remove(i);
             self.rebuild();
         }
         let index = self.routes.len();
         let label: &'static str = Box::leak(pattern.to_string().into_boxed_str());
-        self.routes.push(Route { method, pattern: pattern.to_string(), label, segs, handler, mode, max_body_bytes, index });
+        self.routes.push(Route {
+            method,
+            pattern: pattern.to_string(),
+            label,
+            segs,
+            handler,
+            mode,
+            max_body_bytes,
+            index,
+        });
         self.rebuild();
         self
     }
@@ -173,12 +202,15 @@ impl Router {
         path: &str,
         params: &mut Vec<(String, std::ops::Range<usize>)>,
     ) -> Match<'r> {
-        let want = |r: &Route| r.method == method || (method == Method::Head && r.method == Method::Get);
+        let want =
+            |r: &Route| r.method == method || (method == Method::Head && r.method == Method::Get);
         let mut allowed: Vec<Method> = Vec::new();
         if let Some(ids) = self.exact.get(path) {
             params.clear();
             for &i in ids {
-                let Some(r) = self.routes.get(i) else { continue };
+                let Some(r) = self.routes.get(i) else {
+                    continue;
+                };
                 if want(r) {
                     return Match::Found(r);
                 }
@@ -186,7 +218,9 @@ impl Router {
             }
         }
         for &i in &self.patterned {
-            let Some(r) = self.routes.get(i) else { continue };
+            let Some(r) = self.routes.get(i) else {
+                continue;
+            };
             if r.matches(path, params) {
                 if want(r) {
                     return Match::Found(r);
@@ -203,7 +237,13 @@ impl Router {
         }
         allowed.sort_by_key(|m| *m as u8);
         allowed.dedup();
-        Match::MethodNotAllowed(allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
+        Match::MethodNotAllowed(
+            allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     }
 }
 
@@ -214,12 +254,19 @@ mod tests {
 
     fn router() -> Router {
         let mut r = Router::new();
-        let h = |_: &mut crate::http::Request, _: &mut crate::http::Cx<'_>| Reply::Response(Response::new(200));
+        let h = |_: &mut crate::http::Request, _: &mut crate::http::Cx<'_>| {
+            Reply::Response(Response::new(200))
+        };
         r.route(Method::Get, "/", Mode::Inline, h)
             .route(Method::Get, "/json", Mode::Inline, h)
             .route(Method::Post, "/json", Mode::Inline, h)
             .route(Method::Get, "/v2/models/{name}", Mode::Inline, h)
-            .route(Method::Post, "/v2/models/{name}/versions/{v}/infer", Mode::Pool, h);
+            .route(
+                Method::Post,
+                "/v2/models/{name}/versions/{v}/infer",
+                Mode::Pool,
+                h,
+            );
         r
     }
 
@@ -228,7 +275,10 @@ mod tests {
         match r.find(m, p, &mut params) {
             Match::Found(route) => (
                 route.pattern.clone(),
-                params.iter().map(|(n, rg)| (n.clone(), p[rg.clone()].to_string())).collect(),
+                params
+                    .iter()
+                    .map(|(n, rg)| (n.clone(), p[rg.clone()].to_string()))
+                    .collect(),
             ),
             Match::NotFound => ("404".into(), vec![]),
             Match::MethodNotAllowed(a) => (format!("405 {a}"), vec![]),
@@ -242,8 +292,14 @@ mod tests {
         assert_eq!(find(&r, Method::Get, "/").0, "/");
         let (p, params) = find(&r, Method::Post, "/v2/models/mlp/versions/3/infer");
         assert_eq!(p, "/v2/models/{name}/versions/{v}/infer");
-        assert_eq!(params, vec![("name".into(), "mlp".into()), ("v".into(), "3".into())]);
-        assert_eq!(find(&r, Method::Get, "/v2/models/mlp").1, vec![("name".into(), "mlp".into())]);
+        assert_eq!(
+            params,
+            vec![("name".into(), "mlp".into()), ("v".into(), "3".into())]
+        );
+        assert_eq!(
+            find(&r, Method::Get, "/v2/models/mlp").1,
+            vec![("name".into(), "mlp".into())]
+        );
     }
 
     #[test]
@@ -253,7 +309,10 @@ mod tests {
         assert_eq!(find(&r, Method::Get, "/v2/models/").0, "404");
         assert_eq!(find(&r, Method::Get, "/v2/models/a/b").0, "404");
         assert_eq!(find(&r, Method::Delete, "/json").0, "405 GET, HEAD, POST");
-        assert_eq!(find(&r, Method::Get, "/v2/models/x/versions/1/infer").0, "405 POST");
+        assert_eq!(
+            find(&r, Method::Get, "/v2/models/x/versions/1/infer").0,
+            "405 POST"
+        );
     }
 
     #[test]

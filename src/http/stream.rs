@@ -26,7 +26,11 @@ pub struct SseStream {
 }
 
 impl SseStream {
-    pub(crate) fn new(handle: net::Handle<Msg>, seq: u32, max_queued: usize) -> (SseStream, SseSender) {
+    pub(crate) fn new(
+        handle: net::Handle<Msg>,
+        seq: u32,
+        max_queued: usize,
+    ) -> (SseStream, SseSender) {
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
@@ -35,7 +39,18 @@ impl SseStream {
         let head = Response::with_body(200, "text/event-stream", bytes::Bytes::new())
             .header("Cache-Control", "no-cache")
             .header("X-Accel-Buffering", "no");
-        (SseStream { shared: shared.clone(), head }, SseSender { handle, seq, shared, max_queued })
+        (
+            SseStream {
+                shared: shared.clone(),
+                head,
+            },
+            SseSender {
+                handle,
+                seq,
+                shared,
+                max_queued,
+            },
+        )
     }
 
     /// Uses `extra`'s status and headers for the stream's head (its body is
@@ -43,7 +58,9 @@ impl SseStream {
     pub fn with_head(mut self, extra: Response) -> SseStream {
         self.head.status = extra.status;
         for (n, v) in extra.headers {
-            self.head.headers.retain(|(h, _)| !h.eq_ignore_ascii_case(&n));
+            self.head
+                .headers
+                .retain(|(h, _)| !h.eq_ignore_ascii_case(&n));
             self.head.headers.push((n, v));
         }
         self
@@ -75,7 +92,12 @@ pub struct SseSender {
 impl Clone for SseSender {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::AcqRel);
-        SseSender { handle: self.handle.clone(), seq: self.seq, shared: self.shared.clone(), max_queued: self.max_queued }
+        SseSender {
+            handle: self.handle.clone(),
+            seq: self.seq,
+            shared: self.shared.clone(),
+            max_queued: self.max_queued,
+        }
     }
 }
 
@@ -92,7 +114,12 @@ impl SseSender {
 
     /// Queues a `data:`-only event.
     pub fn send_data(&self, data: &str) -> Result<(), SendError> {
-        self.send(&Event { event: None, id: None, data, retry_ms: None })
+        self.send(&Event {
+            event: None,
+            id: None,
+            data,
+            retry_ms: None,
+        })
     }
 
     /// Queues a comment line (ignored by clients; keeps proxies from timing out).
@@ -114,7 +141,10 @@ impl SseSender {
             return Err(SendError::Closed);
         }
         self.handle
-            .send(Msg::SseData { seq: self.seq, bytes: buf.freeze() })
+            .send(Msg::SseData {
+                seq: self.seq,
+                bytes: buf.freeze(),
+            })
             .map_err(|_| SendError::Closed)
     }
 

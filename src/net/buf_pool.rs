@@ -16,7 +16,11 @@ pub struct BufPool {
 impl BufPool {
     /// A pool of `chunk`-byte buffers that keeps at most `max_free` spare ones.
     pub fn new(chunk: usize, max_free: usize) -> Self {
-        BufPool { free: Vec::new(), chunk, max_free }
+        BufPool {
+            free: Vec::new(),
+            chunk,
+            max_free,
+        }
     }
 
     /// The buffer size this pool hands out.
@@ -27,7 +31,10 @@ impl BufPool {
     /// Makes sure `buf` has a pooled allocation with at least one chunk of room.
     pub fn fill(&mut self, buf: &mut BytesMut) {
         if buf.capacity() == 0 {
-            *buf = self.free.pop().unwrap_or_else(|| BytesMut::with_capacity(self.chunk));
+            *buf = self
+                .free
+                .pop()
+                .unwrap_or_else(|| BytesMut::with_capacity(self.chunk));
         }
         if buf.capacity() - buf.len() < self.chunk / 4 {
             buf.reserve(self.chunk);

@@ -40,7 +40,10 @@ impl Shared {
             if cur >= self.max_connections {
                 return false;
             }
-            match self.open.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .open
+                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -95,7 +98,9 @@ impl Server {
 
     /// A handle that can stop this server from another thread or a signal handler thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { shared: self.shared.clone() }
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Open connections right now, across all loops.
@@ -113,7 +118,11 @@ impl Server {
 
 fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(socket2::Protocol::TCP))?;
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
     sock.set_reuse_address(true)?;
     // Each loop binds its own listener on the same port; the kernel spreads
     // accepts over them, so loops share no lock on the accept path.
@@ -127,9 +136,16 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
 /// Binds the listeners and starts `cfg.io_threads` loops serving `factory`'s protocol.
 ///
 /// `drain_timeout` bounds how long a shutdown waits for in-flight work.
-pub fn start<F: Factory>(cfg: Config, drain_timeout: Duration, factory: Arc<F>) -> Result<Server, Error> {
+pub fn start<F: Factory>(
+    cfg: Config,
+    drain_timeout: Duration,
+    factory: Arc<F>,
+) -> Result<Server, Error> {
     let n = cfg.resolved_io_threads().max(1);
-    let first = bind(cfg.listen, cfg.backlog).map_err(|source| Error::Listen { addr: cfg.listen, source })?;
+    let first = bind(cfg.listen, cfg.backlog).map_err(|source| Error::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let addr = first.local_addr().map_err(Error::Setup)?;
     let mut listeners = vec![first];
     for _ in 1..n {
@@ -189,14 +205,21 @@ pub fn start<F: Factory>(cfg: Config, drain_timeout: Duration, factory: Arc<F>) 
             .map_err(Error::Setup)?;
         threads.push(t);
     }
-    Ok(Server { addr, shared, threads })
+    Ok(Server {
+        addr,
+        shared,
+        threads,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Open,
     /// Write side shut; draining unread input until `until` or the byte cap (S27).
-    Linger { until: Instant, drained: usize },
+    Linger {
+        until: Instant,
+        drained: usize,
+    },
 }
 
 struct Conn<P> {
@@ -235,7 +258,10 @@ impl<P> Conn<P> {
             Phase::Linger { until, .. } => Some(until),
             Phase::Open => None,
         };
-        [self.proto_deadline, self.write_check_at(grace), linger].into_iter().flatten().min()
+        [self.proto_deadline, self.write_check_at(grace), linger]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn apply(&mut self, next: Next) {
@@ -293,7 +319,10 @@ impl<F: Factory> Loop<F> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let next = [self.cx.timers.next(), self.draining_until].into_iter().flatten().min();
+            let next = [self.cx.timers.next(), self.draining_until]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = next.map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -345,7 +374,9 @@ impl<F: Factory> Loop<F> {
 
     fn accept(&mut self) {
         loop {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             if !self.shared.try_reserve_conn() {
                 self.accept_paused = true;
                 return;
@@ -368,7 +399,9 @@ impl<F: Factory> Loop<F> {
                             // backlog and no new edge will come for it, so retry on a timer.
                             tracing::warn!(error = %e, "accept failed; retrying shortly");
                             self.accept_paused = true;
-                            self.cx.timers.arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
+                            self.cx
+                                .timers
+                                .arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
                             return;
                         }
                     }
@@ -390,7 +423,11 @@ impl<F: Factory> Loop<F> {
         };
         let id = ConnId { idx: idx32, gen };
         // Registered once for both directions, edge-triggered: no epoll_ctl per request.
-        if let Err(e) = self.poll.registry().register(&mut sock, id.to_token(), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            id.to_token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             tracing::warn!(error = %e, "register failed");
             self.shared.release_conn();
             return;
@@ -418,7 +455,9 @@ impl<F: Factory> Loop<F> {
     }
 
     fn on_io(&mut self, id: ConnId, readable: bool, writable: bool) {
-        let Some(c) = self.conns.get_mut(id.idx as usize) else { return };
+        let Some(c) = self.conns.get_mut(id.idx as usize) else {
+            return;
+        };
         if c.gen != id.gen {
             return;
         }
@@ -448,7 +487,9 @@ impl<F: Factory> Loop<F> {
             }
             let idx = (key & 0xffff_ffff) as usize;
             let gen = (key >> 32) as u32;
-            let Some(c) = self.conns.get_mut(idx) else { continue };
+            let Some(c) = self.conns.get_mut(idx) else {
+                continue;
+            };
             if c.gen != gen || c.armed != Some(at) {
                 continue; // stale entry: the deadline moved or the slot was reused
             }
@@ -499,7 +540,9 @@ impl<F: Factory> Loop<F> {
 
     fn rearm(&mut self, idx: usize) {
         let grace = self.cx.cfg.write_grace;
-        let Some(c) = self.conns.get_mut(idx) else { return };
+        let Some(c) = self.conns.get_mut(idx) else {
+            return;
+        };
         if let Some(d) = c.effective_deadline(grace) {
             if c.armed.is_none_or(|a| d < a) {
                 c.armed = Some(d);
@@ -526,7 +569,9 @@ impl<F: Factory> Loop<F> {
     /// Runs one connection until it has nothing more to do for now.
     fn drive(&mut self, idx: usize, first: Option<Event<<F::Proto as Protocol>::Msg>>) {
         let outcome = {
-            let Some(c) = self.conns.get_mut(idx) else { return };
+            let Some(c) = self.conns.get_mut(idx) else {
+                return;
+            };
             drive_conn(c, idx, &mut self.cx, first)
         };
         match outcome {
@@ -538,7 +583,10 @@ impl<F: Factory> Loop<F> {
 
 fn call<P: Protocol>(c: &mut Conn<P>, idx: usize, cx: &mut LoopCx<P::Msg>, ev: Event<P::Msg>) {
     cx.pool.fill(&mut c.wbuf);
-    let id = ConnId { idx: idx as u32, gen: c.gen };
+    let id = ConnId {
+        idx: idx as u32,
+        gen: c.gen,
+    };
     let handle = || Handle {
         id,
         tx: cx.tx.clone(),
@@ -630,12 +678,16 @@ fn drive_conn<P: Protocol>(
             // RFC 9112 §9.6: close the write side first, then drain what the
             // peer still sends, so our response is not lost to a TCP RST.
             let _ = c.sock.shutdown(Shutdown::Write);
-            c.phase = Phase::Linger { until: cx.now + cx.cfg.linger, drained: 0 };
+            c.phase = Phase::Linger {
+                until: cx.now + cx.cfg.linger,
+                drained: 0,
+            };
             c.proto_deadline = None;
             c.write_window = None;
             return linger(c, cx);
         }
-        let can_read = c.want_read && c.readable && !c.eof && c.wbuf.len() < cx.cfg.max_write_backlog_bytes;
+        let can_read =
+            c.want_read && c.readable && !c.eof && c.wbuf.len() < cx.cfg.max_write_backlog_bytes;
         if !can_read {
             break;
         }
@@ -669,7 +721,9 @@ fn drive_conn<P: Protocol>(
 
 /// Drains and discards input on a closing connection (S27).
 fn linger<P: Protocol>(c: &mut Conn<P>, cx: &mut LoopCx<P::Msg>) -> Outcome {
-    let Phase::Linger { until, mut drained } = c.phase else { return Outcome::Keep };
+    let Phase::Linger { until, mut drained } = c.phase else {
+        return Outcome::Keep;
+    };
     if cx.now >= until {
         return Outcome::Closed;
     }

@@ -16,7 +16,10 @@ impl ConnId {
         mio::Token(((self.gen as usize) << 32) | self.idx as usize)
     }
     pub(crate) fn from_token(t: mio::Token) -> ConnId {
-        ConnId { idx: (t.0 & 0xffff_ffff) as u32, gen: (t.0 >> 32) as u32 }
+        ConnId {
+            idx: (t.0 & 0xffff_ffff) as u32,
+            gen: (t.0 >> 32) as u32,
+        }
     }
 }
 
@@ -29,7 +32,10 @@ pub(crate) struct Signal {
 
 impl Signal {
     pub(crate) fn new(waker: mio::Waker) -> Self {
-        Signal { waker, pending: AtomicBool::new(false) }
+        Signal {
+            waker,
+            pending: AtomicBool::new(false),
+        }
     }
     /// Wakes the loop unless a wake-up is already pending.
     pub(crate) fn wake(&self) {
@@ -59,7 +65,11 @@ pub struct Handle<M> {
 
 impl<M> Clone for Handle<M> {
     fn clone(&self) -> Self {
-        Handle { id: self.id, tx: self.tx.clone(), signal: self.signal.clone() }
+        Handle {
+            id: self.id,
+            tx: self.tx.clone(),
+            signal: self.signal.clone(),
+        }
     }
 }
 

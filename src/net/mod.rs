@@ -87,15 +87,27 @@ pub enum Close {
 impl Next {
     /// Keep reading; optional deadline.
     pub fn read(deadline: Option<Instant>) -> Next {
-        Next { read: true, close: Close::No, deadline }
+        Next {
+            read: true,
+            close: Close::No,
+            deadline,
+        }
     }
     /// Stop reading for now (waiting for a response, or backpressure).
     pub fn wait(deadline: Option<Instant>) -> Next {
-        Next { read: false, close: Close::No, deadline }
+        Next {
+            read: false,
+            close: Close::No,
+            deadline,
+        }
     }
     /// Flush and close.
     pub fn close_after_write() -> Next {
-        Next { read: false, close: Close::AfterWrite, deadline: None }
+        Next {
+            read: false,
+            close: Close::AfterWrite,
+            deadline: None,
+        }
     }
     /// The same, with `read` set as given.
     pub fn reading(mut self, read: bool) -> Next {
@@ -104,7 +116,11 @@ impl Next {
     }
     /// Close at once.
     pub fn close_now() -> Next {
-        Next { read: false, close: Close::Now, deadline: None }
+        Next {
+            read: false,
+            close: Close::Now,
+            deadline: None,
+        }
     }
 }
 

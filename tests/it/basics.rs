@@ -18,3 +18,85 @@ fn json_and_plaintext_follow_techempower() {
     assert_eq!(resp.body_str(), "Hello, World!");
     assert_eq!(resp.header("content-type"), Some("text/plain"));
 }
+
+#[test]
+fn panicking_handler_answers_500_and_nothing_else_breaks() {
+    use conduit::http::{Cx, Method, Mode, Reply, Request};
+    let srv = spawn_server_with(test_config(), |r| {
+        r.route(Method::Get, "/boom", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| -> Reply {
+            panic!("inline handler bug")
+        })
+        .route(Method::Get, "/boom-pool", Mode::Pool, |_: &mut Request, _: &mut Cx<'_>| -> Reply {
+            panic!("pool handler bug")
+        });
+    });
+    let mut other = Reader::new(connect(srv.addr));
+    other.send(&get("/plaintext"));
+    assert_eq!(other.response().status, 200);
+    let mut r = Reader::new(connect(srv.addr));
+    for path in ["/boom", "/boom-pool", "/boom"] {
+        r.send(&get(path));
+        let resp = r.response();
+        assert_eq!(resp.status, 500, "{path}");
+    }
+    // Same connection, and the other one, still work.
+    r.send(&get("/json"));
+    assert_eq!(r.response().status, 200);
+    other.send(&get("/plaintext"));
+    assert_eq!(other.response().status, 200);
+}
+
+#[test]
+fn dropped_responder_answers_500() {
+    use conduit::http::{Cx, Method, Mode, Reply, Request};
+    let srv = spawn_server_with(test_config(), |r| {
+        r.route(Method::Get, "/drop", Mode::Inline, |_: &mut Request, cx: &mut Cx<'_>| {
+            drop(cx.responder());
+            Reply::Later
+        });
+    });
+    let (resp, _) = exchange(srv.addr, &get("/drop"));
+    assert_eq!(resp.status, 500);
+}
+
+#[test]
+fn unknown_path_is_404_and_wrong_method_405_with_allow() {
+    let srv = spawn_server(test_config());
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get("/nope"));
+    assert_eq!(r.response().status, 404);
+    r.send(b"POST /json HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc");
+    let resp = r.response();
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("allow"), Some("GET, HEAD"));
+    // The body of the refused request was consumed: the connection stays in sync.
+    r.send(&get("/plaintext"));
+    assert_eq!(r.response().status, 200);
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_status() {
+    let srv = spawn_server(test_config());
+    let mut r = Reader::new(connect(srv.addr));
+    for _ in 0..3 {
+        r.send(&get("/plaintext"));
+        r.response();
+    }
+    r.send(&get("/metrics"));
+    let m = r.response();
+    assert_eq!(m.status, 200);
+    let text = m.body_str();
+    assert!(text.contains(r#"conduit_http_requests_total{route="/plaintext",status="200"} 3"#), "{text}");
+    assert!(text.contains("conduit_http_open_connections 1"), "{text}");
+    assert!(text.contains("conduit_http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[test]
+fn health_routes_answer_and_ready_turns_503_on_shutdown() {
+    let srv = spawn_server(test_config());
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get("/health/live"));
+    assert_eq!(r.response().status, 200);
+    r.send(&get("/health/ready"));
+    assert_eq!(r.response().status, 200);
+}

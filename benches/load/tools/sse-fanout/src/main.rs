@@ -156,6 +156,9 @@ struct ConnStats {
     missed: u64,
     closed_in_window: bool,
     error: Option<String>,
+    /// (seq, t_ns) of the first and last event seen in the window.
+    first: Option<(u64, u64)>,
+    last: Option<(u64, u64)>,
 }
 
 enum Chunk {
@@ -337,6 +340,12 @@ async fn one_stream(args: Arc<Args>, win: Arc<Window>, sem: Arc<Semaphore>) -> C
             if in_window {
                 st.events += 1;
                 if let Some(t) = find_u64(line, b"\"t_ns\":") {
+                    if let Some(q) = seq {
+                        if st.first.is_none() {
+                            st.first = Some((q, t));
+                        }
+                        st.last = Some((q, t));
+                    }
                     if t_recv >= t {
                         st.lat_ns.push(t_recv - t);
                     } else {
@@ -454,6 +463,8 @@ async fn run(args: Arc<Args>) {
     let mut lat: Vec<u64> = Vec::new();
     let (mut events, mut missed, mut negative, mut closed) = (0u64, 0u64, 0u64, 0usize);
     let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+    // Earliest and latest (seq, t_ns) seen anywhere: the producer's real rate.
+    let (mut gfirst, mut glast): (Option<(u64, u64)>, Option<(u64, u64)>) = (None, None);
     let collect_deadline = Instant::now() + Duration::from_secs(10);
     for h in handles {
         let left = collect_deadline.saturating_duration_since(Instant::now());
@@ -471,6 +482,16 @@ async fn run(args: Arc<Args>) {
                     *errors.entry(key).or_default() += 1;
                 }
                 lat.extend_from_slice(&st.lat_ns);
+                if let Some(f) = st.first {
+                    if gfirst.map(|g| f.0 < g.0).unwrap_or(true) {
+                        gfirst = Some(f);
+                    }
+                }
+                if let Some(l) = st.last {
+                    if glast.map(|g| l.0 > g.0).unwrap_or(true) {
+                        glast = Some(l);
+                    }
+                }
             }
             Ok(Err(_)) => *errors.entry("task panicked".into()).or_default() += 1,
             Err(_) => *errors.entry("task did not finish".into()).or_default() += 1,
@@ -486,6 +507,17 @@ async fn run(args: Arc<Args>) {
         lat.last().map(|&v| v as f64 / 1e6).unwrap_or(f64::NAN),
     );
     let cpu_util = (cpu1 - cpu0) / (window * args.threads as f64);
+    // Events/s the server's producer actually made (from seq numbers and
+    // their t_ns), and the share of (streams x events produced) that arrived.
+    let producer_hz = match (gfirst, glast) {
+        (Some(f), Some(l)) if l.0 > f.0 && l.1 > f.1 => {
+            Some((l.0 - f.0) as f64 / ((l.1 - f.1) as f64 / 1e9))
+        }
+        _ => None,
+    };
+    let completeness = producer_hz
+        .map(|hz| events as f64 / (connected as f64 * hz * window))
+        .filter(|c| c.is_finite());
     let expected = args.interval_ms.map(|ms| connected as f64 * 1000.0 / ms);
     let delivered = expected.map(|e| if e > 0.0 { eps / e } else { f64::NAN });
     // The client is the likely bottleneck when it burned (nearly) all the CPU
@@ -500,6 +532,10 @@ async fn run(args: Arc<Args>) {
     let client_cores = (cpu1 - cpu0) / window;
     let limit = if delivered.map(|d| d >= 0.98).unwrap_or(false) {
         "none"
+    } else if missed == 0 && closed == 0 && completeness.map(|c| c >= 0.98).unwrap_or(false) {
+        // Every stream got every event that was produced: the producer
+        // itself ticked slower than --interval-ms.
+        "producer"
     } else if client_bound {
         "client"
     } else if client_cores + srv_cores.unwrap_or(0.0) >= 0.9 * cores {
@@ -515,6 +551,12 @@ async fn run(args: Arc<Args>) {
         println!("expected:           {e:.0} events/s -> delivered {:.1}%", d * 100.0);
     }
     println!("missed (seq gaps):  {missed}");
+    if let Some(hz) = producer_hz {
+        println!(
+            "producer rate:      {hz:.2} events/s per stream (from seq/t_ns); {:.1}% of streams x produced events arrived",
+            completeness.unwrap_or(f64::NAN) * 100.0
+        );
+    }
     println!(
         "rate limited by:    {limit}{}",
         match limit {
@@ -522,6 +564,7 @@ async fn run(args: Arc<Args>) {
             "client" => " (this client used ~all of its threads: a lower bound for the server)",
             "machine" => " (client + server used ~all cores of this machine: they share it)",
             "server" => " (server did not keep up while CPU was left)",
+            "producer" => " (every stream got every event produced, but the server's ticker ran slower than --interval-ms)",
             _ => "",
         }
     );
@@ -552,7 +595,7 @@ async fn run(args: Arc<Args>) {
         "RESULT conns={} connected={connected} failed={failed} window_s={window:.3} events={events} \
          events_per_s={eps:.1} expected_per_s={} delivered_pct={} missed={missed} closed={closed} \
          p50_ms={p50:.3} p90_ms={p90:.3} p99_ms={p99:.3} p999_ms={p999:.3} max_ms={max:.3} \
-         client_cpu_pct={:.1} client_cores={:.2} client_bound={} server_cores={} server_rss_kib={} limit={limit}",
+         client_cpu_pct={:.1} client_cores={:.2} client_bound={} server_cores={} server_rss_kib={} limit={limit} producer_hz={} completeness_pct={}",
         args.conns,
         expected.map(|e| format!("{e:.1}")).unwrap_or_else(|| "na".into()),
         delivered.map(|d| format!("{:.1}", d * 100.0)).unwrap_or_else(|| "na".into()),
@@ -561,5 +604,7 @@ async fn run(args: Arc<Args>) {
         if client_bound { 1 } else { 0 },
         srv_cores.map(|c| format!("{c:.2}")).unwrap_or_else(|| "na".into()),
         srv_rss.map(|r| r.to_string()).unwrap_or_else(|| "na".into()),
+        producer_hz.map(|h| format!("{h:.3}")).unwrap_or_else(|| "na".into()),
+        completeness.map(|c| format!("{:.1}", c * 100.0)).unwrap_or_else(|| "na".into()),
     );
 }

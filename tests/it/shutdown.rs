@@ -1,0 +1,124 @@
+//! Graceful shutdown of the real binary on SIGTERM/SIGINT.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `conduit serve` on an ephemeral port and reads the port from its log.
+fn start_binary(extra_env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conduit"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--io-threads", "1", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn conduit");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(addr) = v["fields"]["listen"].as_str() {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("conduit logged its address");
+    Proc { child, addr: addr.parse().unwrap() }
+}
+
+fn signal(p: &Proc, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(p.child.id() as i32, sig) };
+    assert_eq!(rc, 0);
+}
+
+fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "conduit did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_slow_requests_finish_then_exits_0() {
+    let mut p = start_binary(&[]);
+    let mut conns: Vec<Reader> = (0..3)
+        .map(|_| {
+            let mut r = Reader::new(connect(p.addr));
+            // The health response proves the server parsed the pipelined
+            // sleep request behind it and handed it to a worker.
+            r.send(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\nGET /demo/sleep?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assert_eq!(r.response().status, 200);
+            r
+        })
+        .collect();
+    let mut idle = Reader::new(connect(p.addr));
+    idle.send(&get("/plaintext"));
+    assert_eq!(idle.response().status, 200);
+
+    signal(&p, libc::SIGTERM);
+    for r in &mut conns {
+        let resp = r.response();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body_str(), "slept 1500 ms\n");
+        assert!(resp.closes(), "responses during shutdown say Connection: close");
+        assert!(r.closed());
+    }
+    // An idle keep-alive connection is simply closed.
+    assert!(idle.closed());
+    let st = wait_exit(&mut p);
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}
+
+#[test]
+fn sigint_ends_sse_streams_cleanly() {
+    let mut p = start_binary(&[("CONDUIT_DEMO_TICKER_INTERVAL_MS", "50")]);
+    let mut r = Reader::new(connect(p.addr));
+    r.send(&get("/demo/ticker"));
+    let head = r.response_to("HEAD");
+    assert_eq!(head.status, 200);
+    assert_eq!(r.read_chunk().unwrap(), b"retry: 3000\n\n");
+    let ev = String::from_utf8(r.read_chunk().unwrap()).unwrap();
+    assert!(ev.starts_with("data: {\"seq\":"), "{ev}");
+    signal(&p, libc::SIGINT);
+    // Events may still arrive; then the stream ends with the last chunk.
+    while r.read_chunk().is_some() {}
+    assert!(r.closed());
+    assert_eq!(wait_exit(&mut p).code(), Some(0));
+}
+
+#[test]
+fn in_process_shutdown_refuses_new_connections() {
+    let mut srv = spawn_server(test_config());
+    let addr = srv.addr;
+    srv.shutdown();
+    // The listener is closed: connecting fails, or the connection is closed unanswered.
+    if let Ok(s) = std::net::TcpStream::connect(addr) {
+        let mut r = Reader::new(s);
+        r.stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert!(r.closed());
+    }
+}
