@@ -63,7 +63,7 @@ pub fn start(cfg: &Config) -> Result<Running, Error> {
 /// (tests and embedders use this to register their own handlers).
 pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Running, Error> {
     init_worker_pool(cfg.workers.threads);
-    let metrics = Arc::new(http::Metrics::default());
+    let metrics = http::Metrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let ready = Arc::new(AtomicBool::new(true));

@@ -5,7 +5,6 @@ use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ParseError;
 use super::framing::BodyKind;
 use super::handler::{Cx, HandleSrc, Mode, Msg, Reply};
-use super::metrics::UNMATCHED;
 use super::parse::parse_head;
 use super::request::{Method, Request};
 use super::response::{self, Response};
@@ -32,7 +31,8 @@ struct InFlight {
     head_only: bool,
     http10: bool,
     keep_alive: bool,
-    route: &'static str,
+    /// Route index for metrics; `None` when no route matched.
+    route: Option<usize>,
     started: Instant,
 }
 
@@ -99,6 +99,9 @@ pub struct Conn {
     served: u32,
     seq: u32,
     shutting_down: bool,
+    /// A fresh clock reading shared by the responses of one batch, taken
+    /// lazily (one clock read per batch, not per request).
+    clock: Option<Instant>,
 }
 
 /// What one step of processing decided.
@@ -119,6 +122,7 @@ impl Conn {
             served: 0,
             seq: 0,
             shutting_down: false,
+            clock: None,
         }
     }
 
@@ -150,6 +154,7 @@ impl Conn {
 
     /// Processes every complete request in `rbuf`, one at a time.
     fn process(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.clock = None;
         loop {
             let step = match &mut self.state {
                 State::Closing => return Next::close_after_write(),
@@ -217,6 +222,11 @@ impl Conn {
                 Match::NotFound => Target::NotFound,
                 Match::MethodNotAllowed(allow) => Target::NotAllowed(allow),
             };
+            // The router reports params relative to the path; requests index the head.
+            let base = req.path.start;
+            for (_, r) in params.iter_mut() {
+                *r = r.start + base..r.end + base;
+            }
             req.params = params;
             let max_body = match &target {
                 Target::Route(i) => self
@@ -332,7 +342,7 @@ impl Conn {
             head_only,
             http10: req.http10,
             keep_alive,
-            route: route.map_or(UNMATCHED, |r| r.label),
+            route: route.map(|r| r.index),
             started: io.now,
         };
         let Some(route) = route else {
@@ -416,7 +426,7 @@ impl Conn {
                     keep_alive: info.keep_alive,
                     http10: info.http10,
                 };
-                let date = date::now();
+                let date = date::now(io.now);
                 let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
                 if !chunked {
                     info.keep_alive = false;
@@ -446,7 +456,7 @@ impl Conn {
             keep_alive: info.keep_alive,
             http10: info.http10,
         };
-        let date = date::now();
+        let date = date::now(io.now);
         if !response::encode(&resp, f, &date, io.wbuf) {
             tracing::error!(
                 route = info.route,
@@ -479,10 +489,8 @@ impl Conn {
             keep_alive: false,
             http10: false,
         };
-        response::encode(&resp, f, &date::now(), io.wbuf);
-        self.svc
-            .metrics
-            .record(UNMATCHED, e.status(), Duration::ZERO);
+        response::encode(&resp, f, &date::now(io.now), io.wbuf);
+        self.svc.metrics.record(None, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
         self.state = State::Closing;
         Next::close_after_write()
@@ -495,7 +503,7 @@ impl Conn {
             keep_alive: false,
             http10: false,
         };
-        response::encode(&resp, f, &date::now(), io.wbuf);
+        response::encode(&resp, f, &date::now(io.now), io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
     }
@@ -599,6 +607,7 @@ impl net::Protocol for Conn {
     }
 
     fn on_message(&mut self, msg: Msg, io: &mut Io<'_, Msg>) -> Next {
+        self.clock = None;
         match self.on_stream_msg(msg, io) {
             Step::Again => self.process(io),
             Step::Done(n) => n,

@@ -45,11 +45,12 @@ pub struct Service {
     /// Limits and timeouts.
     pub limits: Limits,
     /// Where request metrics go.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
 }
 
 /// Starts serving `service` with the network settings in `net_cfg`.
 pub fn serve(net_cfg: net::Config, service: Service) -> Result<net::Server, net::Error> {
     let drain = service.limits.drain_timeout;
+    service.metrics.bind(&service.router);
     net::start(net_cfg, drain, Arc::new(conn::Factory(Arc::new(service))))
 }
