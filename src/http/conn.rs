@@ -212,7 +212,11 @@ impl Conn {
                     self.state = State::Head { deadline };
                     return Step::Done(Next::read(Some(deadline)));
                 }
-                Err(e) => return Step::Done(self.fail(e, io)),
+                Err(e) => {
+                    // R1: even an error answer to HEAD has no body.
+                    let head_only = io.rbuf.starts_with(b"HEAD ");
+                    return Step::Done(self.fail_with(e, head_only, io));
+                }
             };
             io.rbuf.advance(head_len);
 
@@ -245,7 +249,7 @@ impl Conn {
                 BodyKind::None => return self.dispatch(&mut req, target, head_only, io),
                 BodyKind::Length(n) if n > max_body => {
                     // L4: refuse before reading the body, and without 100 Continue.
-                    return Step::Done(self.fail(ParseError::BodyTooLarge, io));
+                    return Step::Done(self.fail_with(ParseError::BodyTooLarge, head_only, io));
                 }
                 BodyKind::Length(n) => {
                     req.body.reserve(n.min(64 * 1024) as usize);
@@ -483,9 +487,13 @@ impl Conn {
 
     /// Answers a framing or limit error and closes (SECURITY.md §2).
     fn fail(&mut self, e: ParseError, io: &mut Io<'_, Msg>) -> Next {
+        self.fail_with(e, false, io)
+    }
+
+    fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
         let resp = Response::text(e.status(), format!("{e}\n"));
         let f = response::Framing {
-            head_only: false,
+            head_only,
             keep_alive: false,
             http10: false,
         };
@@ -549,6 +557,13 @@ impl Conn {
                 }
                 Step::Done(self.next(io))
             }
+            Msg::SseAbort { seq } => match &self.state {
+                State::Streaming(s) if s.info.seq == seq => {
+                    tracing::debug!("SSE producer outran its consumer; disconnecting");
+                    Step::Done(self.end_stream_gone())
+                }
+                _ => Step::Done(self.next(io)),
+            },
             Msg::SseEnd { seq } => match &self.state {
                 State::Streaming(s) if s.info.seq == seq => self.end_stream(io),
                 _ => Step::Done(self.next(io)),

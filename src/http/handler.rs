@@ -66,6 +66,12 @@ pub enum Msg {
         /// One or more encoded events or comments.
         bytes: bytes::Bytes,
     },
+    /// Cut off the SSE stream opened by request `seq` (slow consumer): the
+    /// connection is dropped, not ended cleanly.
+    SseAbort {
+        /// The request that opened the stream.
+        seq: u32,
+    },
     /// End the SSE stream opened by request `seq`.
     SseEnd {
         /// The request that opened the stream.

@@ -40,6 +40,10 @@ pub fn parse_head(
         Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(e) => {
             framing::check_partial_head(buf, limits)?;
+            // httparse rejects a folded line as a bad header name; say what it really is (S11).
+            if has_obs_fold(buf) {
+                return Err(ParseError::ObsFold);
+            }
             return Err(ParseError::Malformed(e));
         }
     };
@@ -150,4 +154,15 @@ fn version_error(buf: &[u8]) -> ParseError {
         }
         _ => ParseError::Malformed(httparse::Error::Version),
     }
+}
+
+/// True if a line of the head (before its blank line) starts with SP or HTAB.
+fn has_obs_fold(buf: &[u8]) -> bool {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = buf.get(..end).unwrap_or_default();
+    head.windows(2)
+        .any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
 }

@@ -135,9 +135,9 @@ impl SseSender {
         }
         if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            // Slow consumer: end the stream rather than buffer without limit.
+            // Slow consumer: cut it off rather than buffer without limit.
             self.shared.closed.store(true, Ordering::Release);
-            let _ = self.handle.send(Msg::SseEnd { seq: self.seq });
+            let _ = self.handle.send(Msg::SseAbort { seq: self.seq });
             return Err(SendError::Closed);
         }
         self.handle

@@ -231,6 +231,9 @@ struct Conn<P> {
     /// Edge-triggered readiness we have not consumed yet.
     readable: bool,
     writable: bool,
+    /// The peer's FIN was reported with the readiness (EPOLLRDHUP): read
+    /// until 0 instead of trusting a short read, or the EOF goes unseen.
+    peer_hup: bool,
     eof: bool,
     want_read: bool,
     close: Close,
@@ -337,9 +340,10 @@ impl<F: Factory> Loop<F> {
                     LISTENER => self.accept(),
                     WAKER => self.on_wake(),
                     t => {
-                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let hup = ev.is_read_closed() || ev.is_error();
+                        let readable = ev.is_readable() || hup;
                         let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                        self.on_io(ConnId::from_token(t), readable, writable);
+                        self.on_io(ConnId::from_token(t), readable, writable, hup);
                     }
                 }
             }
@@ -441,6 +445,7 @@ impl<F: Factory> Loop<F> {
             wbuf: BytesMut::new(),
             readable: false,
             writable: true,
+            peer_hup: false,
             eof: false,
             want_read: true,
             close: Close::No,
@@ -454,7 +459,7 @@ impl<F: Factory> Loop<F> {
         self.dispatch(id, Event::Deadline);
     }
 
-    fn on_io(&mut self, id: ConnId, readable: bool, writable: bool) {
+    fn on_io(&mut self, id: ConnId, readable: bool, writable: bool, hup: bool) {
         let Some(c) = self.conns.get_mut(id.idx as usize) else {
             return;
         };
@@ -463,6 +468,7 @@ impl<F: Factory> Loop<F> {
         }
         c.readable |= readable;
         c.writable |= writable;
+        c.peer_hup |= hup;
         self.drive(id.idx as usize, None);
     }
 
@@ -701,7 +707,7 @@ fn drive_conn<P: Protocol>(
                 // PERF: on epoll a short read means the socket is drained; a new
                 // edge comes with the next bytes, so skip the read that would
                 // fail with WouldBlock (syscalls/request, benches/load/run.sh).
-                if n < room {
+                if n < room && !c.peer_hup {
                     c.readable = false;
                 }
             }

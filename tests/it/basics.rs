@@ -23,12 +23,18 @@ fn json_and_plaintext_follow_techempower() {
 fn panicking_handler_answers_500_and_nothing_else_breaks() {
     use conduit::http::{Cx, Method, Mode, Reply, Request};
     let srv = spawn_server_with(test_config(), |r| {
-        r.route(Method::Get, "/boom", Mode::Inline, |_: &mut Request, _: &mut Cx<'_>| -> Reply {
-            panic!("inline handler bug")
-        })
-        .route(Method::Get, "/boom-pool", Mode::Pool, |_: &mut Request, _: &mut Cx<'_>| -> Reply {
-            panic!("pool handler bug")
-        });
+        r.route(
+            Method::Get,
+            "/boom",
+            Mode::Inline,
+            |_: &mut Request, _: &mut Cx<'_>| -> Reply { panic!("inline handler bug") },
+        )
+        .route(
+            Method::Get,
+            "/boom-pool",
+            Mode::Pool,
+            |_: &mut Request, _: &mut Cx<'_>| -> Reply { panic!("pool handler bug") },
+        );
     });
     let mut other = Reader::new(connect(srv.addr));
     other.send(&get("/plaintext"));
@@ -50,10 +56,15 @@ fn panicking_handler_answers_500_and_nothing_else_breaks() {
 fn dropped_responder_answers_500() {
     use conduit::http::{Cx, Method, Mode, Reply, Request};
     let srv = spawn_server_with(test_config(), |r| {
-        r.route(Method::Get, "/drop", Mode::Inline, |_: &mut Request, cx: &mut Cx<'_>| {
-            drop(cx.responder());
-            Reply::Later
-        });
+        r.route(
+            Method::Get,
+            "/drop",
+            Mode::Inline,
+            |_: &mut Request, cx: &mut Cx<'_>| {
+                drop(cx.responder());
+                Reply::Later
+            },
+        );
     });
     let (resp, _) = exchange(srv.addr, &get("/drop"));
     assert_eq!(resp.status, 500);
@@ -86,9 +97,15 @@ fn metrics_count_requests_by_route_and_status() {
     let m = r.response();
     assert_eq!(m.status, 200);
     let text = m.body_str();
-    assert!(text.contains(r#"conduit_http_requests_total{route="/plaintext",status="200"} 3"#), "{text}");
+    assert!(
+        text.contains(r#"conduit_http_requests_total{route="/plaintext",status="200"} 3"#),
+        "{text}"
+    );
     assert!(text.contains("conduit_http_open_connections 1"), "{text}");
-    assert!(text.contains("conduit_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("conduit_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -3,5 +3,7 @@
 mod support;
 
 mod basics;
+mod http_limits;
 mod shutdown;
+mod smuggling;
 mod sse;

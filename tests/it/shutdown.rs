@@ -21,10 +21,18 @@ impl Drop for Proc {
 /// Starts `conduit serve` on an ephemeral port and reads the port from its log.
 fn start_binary(extra_env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conduit"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--io-threads", "1", "--log-format", "json"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--io-threads",
+        "1",
+        "--log-format",
+        "json",
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -41,8 +49,13 @@ fn start_binary(extra_env: &[(&str, &str)]) -> Proc {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("conduit logged its address");
-    Proc { child, addr: addr.parse().unwrap() }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("conduit logged its address");
+    Proc {
+        child,
+        addr: addr.parse().unwrap(),
+    }
 }
 
 fn signal(p: &Proc, sig: i32) {
@@ -57,7 +70,10 @@ fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
         if let Some(st) = p.child.try_wait().unwrap() {
             return st;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "conduit did not exit");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "conduit did not exit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -84,7 +100,10 @@ fn sigterm_lets_slow_requests_finish_then_exits_0() {
         let resp = r.response();
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body_str(), "slept 1500 ms\n");
-        assert!(resp.closes(), "responses during shutdown say Connection: close");
+        assert!(
+            resp.closes(),
+            "responses during shutdown say Connection: close"
+        );
         assert!(r.closed());
     }
     // An idle keep-alive connection is simply closed.
@@ -118,7 +137,9 @@ fn in_process_shutdown_refuses_new_connections() {
     // The listener is closed: connecting fails, or the connection is closed unanswered.
     if let Ok(s) = std::net::TcpStream::connect(addr) {
         let mut r = Reader::new(s);
-        r.stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        r.stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         assert!(r.closed());
     }
 }

@@ -15,23 +15,31 @@ fn stream_head(r: &mut Reader, path: &str) -> RawResponse {
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
     assert_eq!(head.header("cache-control"), Some("no-cache"));
     assert_eq!(head.header("x-accel-buffering"), Some("no"));
-    assert!(head.header("content-length").is_none(), "R1: never both CL and TE");
+    assert!(
+        head.header("content-length").is_none(),
+        "R1: never both CL and TE"
+    );
     head
 }
 
 #[test]
 fn events_pushed_from_another_thread_arrive_in_order_then_the_connection_is_reused() {
     let srv = spawn_server_with(test_config(), |r| {
-        r.route(Method::Get, "/count", Mode::Inline, |_: &mut Request, cx: &mut Cx<'_>| {
-            let (stream, tx) = cx.sse();
-            std::thread::spawn(move || {
-                for i in 0..200 {
-                    tx.send_data(&format!("event {i}\nsecond line")).unwrap();
-                }
-                // Dropping the last sender ends the stream cleanly.
-            });
-            Reply::Sse(stream)
-        });
+        r.route(
+            Method::Get,
+            "/count",
+            Mode::Inline,
+            |_: &mut Request, cx: &mut Cx<'_>| {
+                let (stream, tx) = cx.sse();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        tx.send_data(&format!("event {i}\nsecond line")).unwrap();
+                    }
+                    // Dropping the last sender ends the stream cleanly.
+                });
+                Reply::Sse(stream)
+            },
+        );
     });
     let mut r = Reader::new(connect(srv.addr));
     stream_head(&mut r, "/count");
@@ -58,11 +66,16 @@ fn idle_stream_gets_heartbeat_comments() {
     let keep: Arc<Mutex<Vec<SseSender>>> = Arc::default();
     let k = keep.clone();
     let srv = spawn_server_with(cfg, move |r| {
-        r.route(Method::Get, "/quiet", Mode::Inline, move |_: &mut Request, cx: &mut Cx<'_>| {
-            let (stream, tx) = cx.sse();
-            k.lock().unwrap().push(tx);
-            Reply::Sse(stream)
-        });
+        r.route(
+            Method::Get,
+            "/quiet",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let (stream, tx) = cx.sse();
+                k.lock().unwrap().push(tx);
+                Reply::Sse(stream)
+            },
+        );
     });
     let mut r = Reader::new(connect(srv.addr));
     stream_head(&mut r, "/quiet");
@@ -78,27 +91,34 @@ fn vanished_client_is_noticed_by_the_producer() {
     let (seen_tx, seen_rx) = mpsc::channel::<()>();
     let seen_tx = Mutex::new(seen_tx);
     let srv = spawn_server_with(test_config(), move |r| {
-        r.route(Method::Get, "/watch", Mode::Inline, move |_: &mut Request, cx: &mut Cx<'_>| {
-            let (stream, tx) = cx.sse();
-            let seen = seen_tx.lock().unwrap().clone();
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_secs(20) {
-                    if tx.send_data("tick").is_err() || tx.is_closed() {
-                        let _ = seen.send(());
-                        return;
+        r.route(
+            Method::Get,
+            "/watch",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let (stream, tx) = cx.sse();
+                let seen = seen_tx.lock().unwrap().clone();
+                std::thread::spawn(move || {
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_secs(20) {
+                        if tx.send_data("tick").is_err() || tx.is_closed() {
+                            let _ = seen.send(());
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            });
-            Reply::Sse(stream)
-        });
+                });
+                Reply::Sse(stream)
+            },
+        );
     });
     let mut r = Reader::new(connect(srv.addr));
     stream_head(&mut r, "/watch");
     r.read_chunk().unwrap();
     drop(r);
-    seen_rx.recv_timeout(Duration::from_secs(10)).expect("producer saw the client go away");
+    seen_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("producer saw the client go away");
 }
 
 #[test]
@@ -108,33 +128,41 @@ fn slow_consumer_is_cut_off_and_others_carry_on() {
     let (done_tx, done_rx) = mpsc::channel::<usize>();
     let done_tx = Mutex::new(done_tx);
     let srv = spawn_server_with(cfg, move |r| {
-        r.route(Method::Get, "/flood", Mode::Inline, move |_: &mut Request, cx: &mut Cx<'_>| {
-            let (stream, tx) = cx.sse();
-            let done = done_tx.lock().unwrap().clone();
-            std::thread::spawn(move || {
-                let payload = "x".repeat(1024);
-                let mut sent = 0;
-                // 1 GiB at most: far more than any socket buffer plus the backlog cap.
-                while sent < 1 << 20 {
-                    if tx.send_data(&payload).is_err() {
-                        break;
+        r.route(
+            Method::Get,
+            "/flood",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let (stream, tx) = cx.sse();
+                let done = done_tx.lock().unwrap().clone();
+                std::thread::spawn(move || {
+                    let payload = "x".repeat(1024);
+                    let mut sent = 0;
+                    // 1 GiB at most: far more than any socket buffer plus the backlog cap.
+                    while sent < 1 << 20 {
+                        if tx.send_data(&payload).is_err() {
+                            break;
+                        }
+                        sent += 1;
                     }
-                    sent += 1;
-                }
-                let _ = done.send(sent);
-            });
-            Reply::Sse(stream)
-        });
+                    let _ = done.send(sent);
+                });
+                Reply::Sse(stream)
+            },
+        );
     });
     let mut slow = connect(srv.addr);
     std::io::Write::write_all(&mut slow, &get("/flood")).unwrap();
     // Never read: the producer must be stopped, not buffered without bound.
-    let sent = done_rx.recv_timeout(Duration::from_secs(20)).expect("producer was stopped");
+    let sent = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("producer was stopped");
     assert!(sent < 1 << 20, "stream was cut off after {sent} events");
     let (resp, _) = exchange(srv.addr, &get("/plaintext"));
     assert_eq!(resp.status, 200);
     // The slow connection is closed by the server.
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0usize;
     loop {
@@ -142,7 +170,9 @@ fn slow_consumer_is_cut_off_and_others_carry_on() {
             Ok(0) => break,
             Ok(n) => total += n,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("expected the server to close the slow stream: {e} after {total} bytes"),
+            Err(e) => {
+                panic!("expected the server to close the slow stream: {e} after {total} bytes")
+            }
         }
     }
 }
@@ -150,16 +180,21 @@ fn slow_consumer_is_cut_off_and_others_carry_on() {
 #[test]
 fn responder_can_start_a_stream_from_the_worker_pool() {
     let srv = spawn_server_with(test_config(), |r| {
-        r.route(Method::Get, "/later", Mode::Pool, |_: &mut Request, cx: &mut Cx<'_>| {
-            let responder = cx.responder();
-            std::thread::spawn(move || {
-                let head = conduit::http::Response::new(200).header("X-Stream", "yes");
-                let tx = responder.sse(head).unwrap();
-                tx.send_data("one").unwrap();
-                tx.send_data("two").unwrap();
-            });
-            Reply::Later
-        });
+        r.route(
+            Method::Get,
+            "/later",
+            Mode::Pool,
+            |_: &mut Request, cx: &mut Cx<'_>| {
+                let responder = cx.responder();
+                std::thread::spawn(move || {
+                    let head = conduit::http::Response::new(200).header("X-Stream", "yes");
+                    let tx = responder.sse(head).unwrap();
+                    tx.send_data("one").unwrap();
+                    tx.send_data("two").unwrap();
+                });
+                Reply::Later
+            },
+        );
     });
     let mut r = Reader::new(connect(srv.addr));
     let head = stream_head(&mut r, "/later");

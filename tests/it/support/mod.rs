@@ -54,7 +54,10 @@ pub fn spawn_server(cfg: Config) -> TestServer {
 
 pub fn spawn_server_with(cfg: Config, routes: impl FnOnce(&mut Router)) -> TestServer {
     let running = app::start_with(&cfg, routes).expect("server starts");
-    TestServer { addr: running.local_addr(), running: Some(running) }
+    TestServer {
+        addr: running.local_addr(),
+        running: Some(running),
+    }
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
@@ -75,13 +78,17 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -93,7 +100,10 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(stream: TcpStream) -> Reader {
-        Reader { stream, buf: Vec::new() }
+        Reader {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -108,7 +118,10 @@ impl Reader {
                 n
             }
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("read failed (timeout?): {e}; have {:?}", String::from_utf8_lossy(&self.buf)),
+            Err(e) => panic!(
+                "read failed (timeout?): {e}; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -119,7 +132,10 @@ impl Reader {
                 break p + 4;
             }
             if self.fill() == 0 {
-                panic!("connection closed before a full head: {:?}", String::from_utf8_lossy(&self.buf));
+                panic!(
+                    "connection closed before a full head: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
             }
         };
         let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ascii head");
@@ -134,7 +150,12 @@ impl Reader {
                 (n.trim().to_string(), v.trim().to_string())
             })
             .collect();
-        let mut r = RawResponse { status, head, headers, body: Vec::new() };
+        let mut r = RawResponse {
+            status,
+            head,
+            headers,
+            body: Vec::new(),
+        };
         if status == 100 {
             return r;
         }
@@ -193,7 +214,11 @@ impl Reader {
                 return self.buf.drain(..p + pat.len()).collect();
             }
             if self.fill() == 0 {
-                panic!("closed before {:?}; have {:?}", String::from_utf8_lossy(pat), String::from_utf8_lossy(&self.buf));
+                panic!(
+                    "closed before {:?}; have {:?}",
+                    String::from_utf8_lossy(pat),
+                    String::from_utf8_lossy(&self.buf)
+                );
             }
         }
     }
@@ -201,7 +226,11 @@ impl Reader {
     /// Reads one chunk of a chunked body; `None` at the last chunk.
     pub fn read_chunk(&mut self) -> Option<Vec<u8>> {
         let line = self.read_until(b"\r\n");
-        let size = usize::from_str_radix(std::str::from_utf8(&line[..line.len() - 2]).unwrap().trim(), 16).unwrap();
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&line[..line.len() - 2]).unwrap().trim(),
+            16,
+        )
+        .unwrap();
         if size == 0 {
             self.read_until(b"\r\n");
             return None;
@@ -228,4 +257,273 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> (RawResponse, Reader) {
 /// A plain GET request.
 pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the limit and smuggling tests (http_limits.rs, smuggling.rs).
+
+use conduit::http::{Cx, Method, Mode, Reply, Request, Response};
+
+/// The exact status line the server sends for `status`.
+pub fn status_line(status: u16) -> String {
+    format!(
+        "HTTP/1.1 {status} {}",
+        conduit::http::response::reason(status)
+    )
+}
+
+impl RawResponse {
+    /// The first line of the head, without CRLF.
+    pub fn status_line(&self) -> &str {
+        self.head.split("\r\n").next().unwrap_or_default()
+    }
+}
+
+impl Reader {
+    /// Writes `bytes`, ignoring errors (the server may already have closed).
+    pub fn send_lossy(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Waits up to `d` for bytes or EOF. True if anything arrived (bytes are
+    /// kept for `response`), false if the wait timed out.
+    pub fn poll_for(&mut self, d: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        self.stream.set_read_timeout(Some(d)).unwrap();
+        let mut chunk = [0u8; 16384];
+        let got = match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                false
+            }
+            Err(_) => true,
+        };
+        self.stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        got
+    }
+
+    /// Reads until EOF (or reset) and returns every byte received, including
+    /// any not yet consumed. Panics if the connection stays open past the
+    /// read timeout.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut chunk = [0u8; 16384];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "connection still open (read: {e}); have {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads one response and asserts it is the error `status`, says
+    /// `Connection: close`, and that the server then closes (SECURITY.md §2, R4).
+    #[track_caller]
+    pub fn expect_error_close(&mut self, status: u16, what: &str) -> RawResponse {
+        let resp = self.response();
+        assert_eq!(
+            resp.status_line(),
+            status_line(status),
+            "{what}: {:?}",
+            resp.head
+        );
+        assert!(
+            resp.closes(),
+            "{what}: error response must say Connection: close: {:?}",
+            resp.head
+        );
+        assert!(
+            resp.header("transfer-encoding").is_none(),
+            "{what}: {:?}",
+            resp.head
+        );
+        assert!(self.closed(), "{what}: server must close after {status}");
+        resp
+    }
+}
+
+/// Sends `raw` on a fresh connection and asserts the server answers exactly
+/// `status` with `Connection: close` and then closes.
+#[track_caller]
+pub fn assert_rejected(addr: SocketAddr, raw: &[u8], status: u16) -> RawResponse {
+    let mut r = Reader::new(connect(addr));
+    r.send_lossy(raw);
+    r.expect_error_close(status, &format!("{:?}", String::from_utf8_lossy(raw)))
+}
+
+/// Sends `raw` on a fresh connection and returns the response, asserting the
+/// connection stays usable: a `GET /seq?n=99` sent afterwards is answered.
+#[track_caller]
+pub fn assert_accepted(addr: SocketAddr, raw: &[u8]) -> RawResponse {
+    let what = format!("{:?}", String::from_utf8_lossy(raw));
+    let mut r = Reader::new(connect(addr));
+    r.send(raw);
+    let resp = r.response();
+    assert!(!resp.closes(), "{what}: unexpected close: {:?}", resp.head);
+    r.send(&get("/seq?n=99"));
+    let next = r.response();
+    assert_eq!(
+        next.status, 200,
+        "{what}: follow-up request: {:?}",
+        next.head
+    );
+    assert_eq!(
+        next.body_str(),
+        "99",
+        "{what}: follow-up request answered out of frame"
+    );
+    resp
+}
+
+/// A POST with a chunked body made of `chunked` (size lines, data, trailers).
+pub fn post_chunked(path: &str, chunked: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}"
+    )
+    .into_bytes()
+}
+
+/// A POST with a `Content-Length` body.
+pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Test routes used by the limit and smuggling tests:
+/// - `POST /echo`: the request body back;
+/// - `GET /seq?n=N`: `N` back (for ordering checks);
+/// - `GET /host`: `req.host()` back (or `(none)`);
+/// - `GET|POST /header?name=X`: the value of request header `X`, or `(absent)`;
+/// - `GET /param/{a}/{b}`: the path params, as `a=<a> b=<b>`;
+/// - `GET /nocontent`: 204;
+/// - `GET /bad-header?kind=cr|lf|nul|name`: a handler header that must be refused (R2);
+/// - `GET /big?bytes=N`: N bytes of `x`.
+pub fn test_routes(r: &mut conduit::http::Router) {
+    r.route(
+        Method::Post,
+        "/echo",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| Reply::Response(Response::text(200, req.take_body())),
+    )
+    .route(
+        Method::Get,
+        "/seq",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| {
+            Reply::Response(Response::text(
+                200,
+                req.query_param("n").unwrap_or_default().to_string(),
+            ))
+        },
+    )
+    .route(
+        Method::Get,
+        "/host",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| {
+            Reply::Response(Response::text(
+                200,
+                req.host().unwrap_or("(none)").to_string(),
+            ))
+        },
+    )
+    .route(
+        Method::Get,
+        "/nocontent",
+        Mode::Inline,
+        |_: &mut Request, _: &mut Cx<'_>| Reply::Response(Response::new(204)),
+    )
+    .route(
+        Method::Get,
+        "/bad-header",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| {
+            let resp = Response::text(200, "should not be sent\n");
+            Reply::Response(match req.query_param("kind") {
+                Some("cr") => resp.header("X-Bad", "a\rInjected: 1"),
+                Some("lf") => resp.header("X-Bad", "a\nInjected: 1"),
+                Some("nul") => resp.header("X-Bad", "a\0b"),
+                Some("name") => resp.header("X-Bad\r\nInjected", "1"),
+                _ => resp,
+            })
+        },
+    )
+    .route(
+        Method::Get,
+        "/big",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| {
+            let n: usize = req
+                .query_param("bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1 << 20);
+            Reply::Response(Response::text(200, vec![b'x'; n]))
+        },
+    )
+    .route(
+        Method::Get,
+        "/param/{a}/{b}",
+        Mode::Inline,
+        |req: &mut Request, _: &mut Cx<'_>| {
+            let body = format!(
+                "a={} b={}",
+                req.param("a").unwrap_or("?"),
+                req.param("b").unwrap_or("?")
+            );
+            Reply::Response(Response::text(200, body))
+        },
+    );
+    for method in [Method::Get, Method::Post] {
+        r.route(
+            method,
+            "/header",
+            Mode::Inline,
+            |req: &mut Request, _: &mut Cx<'_>| {
+                let name = req.query_param("name").unwrap_or_default().to_string();
+                let v = req.header_str(&name).unwrap_or("(absent)").to_string();
+                Reply::Response(Response::text(200, v))
+            },
+        );
+    }
+}
+
+/// A server with the default test config plus [`test_routes`].
+pub fn spawn_test_server(cfg: Config) -> TestServer {
+    spawn_server_with(cfg, test_routes)
+}
+
+/// Raises this process's open-file soft limit to at least `want` (up to the
+/// hard limit), for tests that open many sockets.
+pub fn raise_fd_limit(want: libc::rlim_t) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
