@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::http::{self, Cx, Method, Mode, Reply, Request, Response, Router, SseSender};
-use crate::net;
+use crate::{mcp, net};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Running {
     server: net::Server,
     ready: Arc<AtomicBool>,
+    mcp: Option<Arc<mcp::Server>>,
 }
 
 impl Running {
@@ -37,6 +38,11 @@ impl Running {
             ready.store(false, Ordering::Release);
             h.shutdown();
         }
+    }
+
+    /// The MCP server, if MCP is enabled.
+    pub fn mcp(&self) -> Option<&Arc<mcp::Server>> {
+        self.mcp.as_ref()
     }
 
     /// Waits for the loops to exit after a shutdown.
@@ -70,6 +76,13 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
 
     let mut router = Router::new();
     builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
+    let mcp = if cfg.mcp.enabled {
+        let server = mcp_server(cfg);
+        mcp::transport::routes(&mut router, server.clone());
+        Some(server)
+    } else {
+        None
+    };
     extra(&mut router);
 
     if !cfg.server.listen.ip().is_loopback() {
@@ -87,7 +100,17 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         io_threads = cfg.server.resolved_io_threads(),
         "conduit listening"
     );
-    Ok(Running { server, ready })
+    Ok(Running { server, ready, mcp })
+}
+
+/// The MCP server with the built-in tools (and the conformance fixtures if configured).
+pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
+    let server = mcp::Server::new(cfg.mcp.clone());
+    mcp::fixtures::builtin(&server.registry);
+    if cfg.mcp.fixtures.as_deref() == Some("conformance") {
+        mcp::fixtures::conformance(&server.registry, &server);
+    }
+    server
 }
 
 /// The rayon pool can be configured once per process; later calls (tests

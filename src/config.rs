@@ -79,6 +79,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Demo routes (`[demo]`).
     pub demo: DemoConfig,
+    /// MCP server (`[mcp]`).
+    pub mcp: crate::mcp::McpConfig,
 }
 
 /// Why a configuration was refused.
@@ -108,7 +110,7 @@ pub enum Error {
     Inconsistent(String),
 }
 
-const SECTIONS: [&str; 5] = ["server", "http", "workers", "log", "demo"];
+const SECTIONS: [&str; 6] = ["server", "http", "workers", "log", "demo", "mcp"];
 
 /// Reads a TOML value written on a command line or in an env var: numbers
 /// and booleans as such, anything else as a string.
@@ -194,6 +196,14 @@ impl Config {
         }
         if self.server.buffer_bytes < 1024 {
             return bad("server.buffer_bytes must be at least 1024");
+        }
+        if let Some(f) = &self.mcp.fixtures {
+            if f != "conformance" {
+                return bad("mcp.fixtures must be \"conformance\" (or absent)");
+            }
+        }
+        if self.mcp.max_sessions == 0 || self.mcp.tool_threads == 0 {
+            return bad("mcp.max_sessions and mcp.tool_threads must be at least 1");
         }
         if self.demo.ticker_interval_ms == 0 {
             return bad("demo.ticker_interval_ms must be at least 1");

@@ -23,6 +23,9 @@ enum Command {
     /// environment variables (e.g. CONDUIT_HTTP_MAX_BODY_BYTES=1048576), then
     /// these flags. See conduit.example.toml for every key.
     Serve(ServeArgs),
+    /// Serve MCP over stdio: one JSON-RPC message per line on stdin/stdout,
+    /// logs on stderr; exits when stdin closes.
+    Stdio(ServeArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
     Config(ServeArgs),
 }
@@ -47,6 +50,9 @@ struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Extra MCP tool set: `conformance` serves the MCP conformance suite's fixtures.
+    #[arg(long, value_name = "SET")]
+    fixtures: Option<String>,
 }
 
 impl ServeArgs {
@@ -63,6 +69,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_connections {
             o.push(("server.max_connections", toml::Value::Integer(v as i64)));
+        }
+        if let Some(v) = &self.fixtures {
+            o.push(("mcp.fixtures", toml::Value::String(v.clone())));
         }
         if let Some(v) = self.log_format {
             let s = match v {
@@ -117,10 +126,28 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn stdio(args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.load()?;
+    init_logging(&cfg.log);
+    let server = conduit::app::mcp_server(&cfg);
+    let stdin = std::io::stdin().lock();
+    let max_line = usize::try_from(cfg.mcp.max_body_bytes).unwrap_or(usize::MAX);
+    conduit::mcp::transport::stdio::run(
+        server,
+        stdin,
+        std::io::stdout(),
+        max_line,
+        cfg.http.drain_timeout,
+    )
+    .context("stdio transport")?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => serve(args),
+        Command::Stdio(args) => stdio(args),
         Command::Config(args) => {
             let cfg = args.load()?;
             print!("{}", toml::to_string_pretty(&cfg)?);

@@ -1,9 +1,9 @@
 # Shared helpers for benches/load/*.sh. Source it; do not run it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 
 LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$LOAD_DIR/../.." && pwd)
-CONDUIT_BIN="$ROOT/target/release/conduit"
+CONDUIT_BIN=${CONDUIT_BIN:-"$ROOT/target/release/conduit"}
 HYPER_BIN="$LOAD_DIR/peers/hyper-peer/target/release/hyper-peer"
 MAY_BIN="$LOAD_DIR/peers/may-peer/target/release/may-peer"
 SSE_BIN="$LOAD_DIR/tools/sse-fanout/target/release/sse-fanout"
@@ -120,7 +120,8 @@ start_server() {
   SRV_PID=$!
   SRV_PORT=$port
   STARTED_PIDS+=("$SRV_PID")
-  local url="http://127.0.0.1:$port$(ready_path "$name")" deadline=$((SECONDS + ${READY_TIMEOUT:-20}))
+  local url deadline=$((SECONDS + ${READY_TIMEOUT:-20}))
+  url="http://127.0.0.1:$port$(ready_path "$name")"
   while [ $SECONDS -lt $deadline ]; do
     if ! kill -0 "$SRV_PID" 2>/dev/null; then
       log "SKIP $name: exited during startup (log: $logf)"; tail -5 "$logf" >&2
@@ -159,6 +160,25 @@ read_children_ticks() {
       for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
       printf "%.0f\n", t * hz }' "$f")
   rm -f "$f"
+}
+
+# wait_quiet MAX_SECONDS: wait until the machine (apart from idle servers)
+# uses < 0.15 cores over half a second, at most MAX_SECONDS. Returns 1 if it
+# never got quiet.
+wait_quiet() {
+  local max=${1:-30} deadline b0 b1 busy
+  deadline=$((SECONDS + max))
+  while :; do
+    b0=$(busy_ticks); sleep 0.5; b1=$(busy_ticks)
+    busy=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", d / hz / 0.5}')
+    awk -v b="$busy" 'BEGIN{exit !(b < 0.15)}' && return 0
+    if [ $SECONDS -ge "$deadline" ]; then
+      log "machine still busy (${busy} cores) after ${max}s; measuring anyway"
+      return 1
+    fi
+    [ -n "${QUIET_LOGGED:-}" ] || { log "machine busy (${busy} cores by others); waiting up to ${max}s for quiet"; QUIET_LOGGED=1; }
+    sleep 1
+  done
 }
 
 # rss_kib PID

@@ -15,6 +15,8 @@
 #   UNPINNED_THREADS=$(nproc)     server threads in unpinned mode
 #   OUT=/tmp/conduit-load.md      markdown results are appended here
 #   READY_TIMEOUT=20              seconds a server gets to answer its readiness URL
+#   WAIT_QUIET=30                 before each run, wait up to this many seconds for
+#                                 other processes to stop using CPU (0 = don't wait)
 set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -32,6 +34,7 @@ DURATION_STRACE=${DURATION_STRACE%s}
 BUILD=${BUILD:-1}
 UNPINNED_THREADS=${UNPINNED_THREADS:-$NPROC}
 OUT=${OUT:-/tmp/conduit-load.md}
+WAIT_QUIET=${WAIT_QUIET:-30}
 
 WORK=$(mktemp -d /tmp/conduit-load.XXXXXX)
 RESULTS="$WORK/results.tsv"
@@ -133,6 +136,8 @@ measure() {
   params=$(scenario_params "$scen") || { log "unknown scenario $scen"; return; }
   read -r path conns depth <<<"$params"
   local tag="$server-$mode-$scen"
+  QUIET_LOGGED=
+  [ "$WAIT_QUIET" -gt 0 ] && wait_quiet "$WAIT_QUIET"
   if [ "$WARMUP" -gt 0 ]; then
     run_wrk "$mode" "$port" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-$tag-warmup.txt"
   fi
@@ -172,6 +177,8 @@ measure() {
 strace_run() {
   local server=$1 pid=$2 port=$3 name=$4 path=$5 conns=$6 depth=$7
   local tag="$server-strace-$name" so="$WORK/strace-$server-$name.txt" se="$WORK/strace-$server-$name.err"
+  QUIET_LOGGED=
+  [ "$WAIT_QUIET" -gt 0 ] && wait_quiet "$WAIT_QUIET"
   # Warm up without strace so connections and pools exist.
   [ "$WARMUP" -gt 0 ] && run_wrk pinned "$port" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-$tag-warmup.txt"
   timeout -k 5 $((DURATION_STRACE + 60)) strace -c -f -p "$pid" -o "$so" 2>"$se" &
@@ -287,6 +294,7 @@ for s, scen, mode, rps, p50, p99, cpu, rss, reqs, errs, (cs, cw, co) in res:
     r = num(rps)
     if (num(co) or 0) > 0.15:
         noisy = True
+        co += " (!)"
     body.append([s, scen, mode, f"{r:,.0f}" if r is not None else rps or "-",
                  p50 or "-", p99 or "-", cpu or "-", rss or "-",
                  cs or "-", cw or "-", co or "-",
@@ -298,8 +306,8 @@ if body:
           "the machine). A pinned server near 1.00 is CPU-bound; wrk near its thread count means "
           "the load generator was the limit._\n")
     if noisy:
-        print("**Warning: other processes used > 0.15 cores during some runs; "
-              "those numbers are disturbed.**\n")
+        print("**Warning: other processes used > 0.15 cores during the runs marked (!); "
+              "those numbers are disturbed — rerun on a quiet machine.**\n")
 else:
     print("_no results_\n")
 

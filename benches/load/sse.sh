@@ -10,6 +10,7 @@
 #   THREADS=$(nproc)              server threads
 #   CLIENT_THREADS=$(nproc)       sse-fanout client threads
 #   BUILD=1                       0 = use existing binaries
+#   WAIT_QUIET=30                 wait up to this many seconds for other CPU load to stop
 #   OUT=/tmp/conduit-load.md      markdown results are appended here
 set -uo pipefail
 
@@ -24,6 +25,7 @@ THREADS=${THREADS:-$NPROC}
 CLIENT_THREADS=${CLIENT_THREADS:-$NPROC}
 BUILD=${BUILD:-1}
 OUT=${OUT:-/tmp/conduit-load.md}
+WAIT_QUIET=${WAIT_QUIET:-30}
 
 WORK=$(mktemp -d /tmp/conduit-sse.XXXXXX)
 RESULTS="$WORK/sse.tsv"
@@ -61,6 +63,8 @@ for server in $SERVERS; do
     TICKER_INTERVAL_MS="$INTERVAL_MS"; then
     continue
   fi
+  QUIET_LOGGED=
+  [ "$WAIT_QUIET" -gt 0 ] && wait_quiet "$WAIT_QUIET"
   out="$WORK/sse-$server.txt"
   timeout -k 5 $((DURATION + 120)) "$SSE_BIN" --addr "127.0.0.1:$SRV_PORT" --path /demo/ticker \
     --conns "$CONNS" --duration "$DURATION" --threads "$CLIENT_THREADS" \

@@ -1,0 +1,608 @@
+//! The transport-agnostic MCP server: method table, both protocol eras.
+
+use super::context::{level_index, meta, Inputs, Outbox, ToolCtx};
+use super::error::Error;
+use super::jsonrpc::{self, Message, Notification, Request, RequestId};
+use super::registry::{page_of, ListKind, Registry, ToolError, ToolResult};
+use super::session::{Session, SessionStore};
+use super::state::StateKey;
+use super::McpConfig;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Session-era protocol versions we speak, oldest first.
+pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// The newest session-era version: what an unknown `initialize` version gets.
+pub const LATEST_SESSION_VERSION: &str = "2025-11-25";
+/// The stateless protocol version.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+/// How a message is being served.
+#[derive(Debug, Clone)]
+pub enum Era {
+    /// Inside a session (after `initialize`), or before one exists (`initialize` itself).
+    Session(Option<Arc<Session>>),
+    /// A 2026-07-28 request: everything needed travels in `_meta`.
+    Stateless(Stateless),
+}
+
+/// What a stateless request declared in `_meta`.
+#[derive(Debug, Clone)]
+pub struct Stateless {
+    /// `io.modelcontextprotocol/protocolVersion`.
+    pub version: String,
+    /// `io.modelcontextprotocol/clientCapabilities`.
+    pub client_caps: Value,
+    /// Minimum log level index for this request.
+    pub min_level: u8,
+}
+
+impl Era {
+    fn is_stateless(&self) -> bool {
+        matches!(self, Era::Stateless(_))
+    }
+}
+
+/// Reads the stateless `_meta` of a request, if it has one.
+pub fn stateless_meta(params: &Map<String, Value>) -> Option<Stateless> {
+    let m = params.get("_meta")?.as_object()?;
+    let version = m.get(meta::PROTOCOL_VERSION)?.as_str()?.to_string();
+    let client_caps = m
+        .get(meta::CLIENT_CAPABILITIES)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let min_level = m
+        .get(meta::LOG_LEVEL)
+        .and_then(Value::as_str)
+        .and_then(level_index)
+        .unwrap_or(0);
+    Some(Stateless {
+        version,
+        client_caps,
+        min_level,
+    })
+}
+
+/// Where the final response of a deferred call goes, and interim messages.
+pub struct Deferred {
+    /// Notifications and client requests sent while the call runs.
+    pub interim: Arc<dyn Outbox>,
+    /// Called once with the encoded final response.
+    pub done: Box<dyn FnOnce(String) + Send>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
+}
+
+/// What handling one message produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The encoded response, ready now.
+    Reply(String),
+    /// `initialize` succeeded: the new session and the encoded response.
+    Initialized(Arc<Session>, String),
+    /// The response will be delivered through the [`Deferred`] the caller gave.
+    Pending,
+    /// A notification or a response: nothing to answer.
+    Accepted,
+    /// A JSON-RPC error (encoded), with the error for the transport's status choice.
+    Failed(Error, String),
+}
+
+/// A pool of threads for tool calls: tools may block (waiting for a client's
+/// answer, sleeping, I/O), so they do not run on the CPU pool.
+struct ToolPool {
+    tx: crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl ToolPool {
+    fn new(threads: usize) -> ToolPool {
+        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("conduit-tool-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        // A panicking tool is answered by its own catch_unwind; this keeps the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a tool thread");
+            }
+        }
+        ToolPool { tx }
+    }
+
+    fn spawn(&self, job: Box<dyn FnOnce() + Send>) -> bool {
+        self.tx.send(job).is_ok()
+    }
+}
+
+/// The MCP server.
+pub struct Server {
+    /// Tools, resources and prompts.
+    pub registry: Registry,
+    /// Session-era sessions.
+    pub sessions: SessionStore,
+    pub(crate) cfg: McpConfig,
+    pool: ToolPool,
+    pub(crate) state_key: StateKey,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+fn ok(id: &RequestId, v: &Value) -> Outcome {
+    Outcome::Reply(jsonrpc::encode_result(id, v))
+}
+
+fn str_param<'a>(p: &'a Map<String, Value>, k: &str) -> Result<&'a str, Error> {
+    p.get(k)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidParams(format!("missing string parameter: {k}")))
+}
+
+impl Server {
+    /// A server with an empty registry.
+    pub fn new(cfg: McpConfig) -> Arc<Server> {
+        let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout);
+        let pool = ToolPool::new(cfg.tool_threads);
+        let state_key = match &cfg.state_secret {
+            Some(secret) => StateKey::from_secret(secret.as_bytes()),
+            None => StateKey::random(),
+        };
+        let s = Arc::new(Server {
+            registry: Registry::default(),
+            sessions,
+            cfg,
+            pool,
+            state_key,
+        });
+        let weak = Arc::downgrade(&s);
+        // Idle sessions are reaped once a second; the thread ends with the server.
+        let _ = std::thread::Builder::new()
+            .name("conduit-mcp-sweeper".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                match weak.upgrade() {
+                    Some(s) => s.sessions.sweep(),
+                    None => return,
+                }
+            });
+        s
+    }
+
+    fn capabilities(&self) -> Value {
+        json!({
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "prompts": { "listChanged": true },
+            "logging": {},
+            "completions": {},
+        })
+    }
+
+    fn server_info(&self) -> Value {
+        json!({ "name": self.cfg.server_name, "title": "Conduit", "version": env!("CARGO_PKG_VERSION") })
+    }
+
+    /// Tells every session that a list changed (tools after a model loads, …).
+    pub fn list_changed(&self, kind: ListKind) {
+        let method = match kind {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Resources => "notifications/resources/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+        };
+        let msg = jsonrpc::encode_request(None, method, None);
+        for s in self.sessions.all() {
+            s.notify(msg.clone());
+        }
+    }
+
+    /// Tells subscribed sessions that a resource changed.
+    pub fn resource_updated(&self, uri: &str) {
+        let msg = jsonrpc::encode_request(
+            None,
+            "notifications/resources/updated",
+            Some(&json!({ "uri": uri })),
+        );
+        for s in self.sessions.all() {
+            let subscribed = match s.subscriptions.lock() {
+                Ok(g) => g.contains(uri),
+                Err(p) => p.into_inner().contains(uri),
+            };
+            if subscribed {
+                s.notify(msg.clone());
+            }
+        }
+    }
+
+    /// Handles one message. `deferred` is used only if the outcome is
+    /// [`Outcome::Pending`]; `legacy` marks sessions created over HTTP+SSE.
+    pub fn handle(
+        self: &Arc<Self>,
+        msg: Message,
+        era: &Era,
+        deferred: impl FnOnce() -> Deferred,
+    ) -> Outcome {
+        match msg {
+            Message::Request(r) => {
+                let id = r.id.clone();
+                let stateless = era.is_stateless();
+                match self.request(r, era, deferred) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let enc = jsonrpc::encode_error(Some(&id), &e.to_object(stateless));
+                        Outcome::Failed(e, enc)
+                    }
+                }
+            }
+            Message::Notification(n) => {
+                self.notification(n, era);
+                Outcome::Accepted
+            }
+            Message::Response(resp) => {
+                if let Era::Session(Some(s)) = era {
+                    if !s.deliver(&resp.id, resp.outcome) {
+                        tracing::debug!(id = %resp.id, "response to no pending request");
+                    }
+                }
+                Outcome::Accepted
+            }
+        }
+    }
+
+    fn notification(&self, n: Notification, era: &Era) {
+        let Era::Session(Some(s)) = era else { return };
+        match n.method.as_str() {
+            "notifications/initialized" => s.initialized.store(true, Ordering::Release),
+            "notifications/cancelled" => {
+                if let Some(id) = n.params.get("requestId").cloned().and_then(|v| match v {
+                    Value::Number(n) => Some(RequestId::Number(n)),
+                    Value::String(s) => Some(RequestId::String(s)),
+                    _ => None,
+                }) {
+                    s.cancel(&id);
+                }
+            }
+            // roots/list_changed, progress from the client…: nothing to do.
+            _ => {}
+        }
+    }
+
+    fn negotiate(r: &Request) -> &'static str {
+        let asked = r
+            .params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(LATEST_SESSION_VERSION);
+        SESSION_VERSIONS
+            .iter()
+            .find(|v| **v == asked)
+            .copied()
+            .unwrap_or(LATEST_SESSION_VERSION)
+    }
+
+    fn initialize_result(&self, r: &Request, version: &str) -> String {
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": self.capabilities(),
+            "serverInfo": self.server_info(),
+        });
+        if let Some(i) = &self.cfg.instructions {
+            result["instructions"] = json!(i);
+        }
+        jsonrpc::encode_result(&r.id, &result)
+    }
+
+    /// `initialize`: creates a session and returns it with the encoded result.
+    pub fn initialize(&self, r: &Request, legacy: bool) -> Result<(Arc<Session>, String), Error> {
+        let version = Self::negotiate(r);
+        let caps = r
+            .params
+            .get("capabilities")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let info = r.params.get("clientInfo").cloned().unwrap_or(Value::Null);
+        let session = self
+            .sessions
+            .create(Session::new(version, caps, info, legacy))
+            .map_err(|_| Error::Internal("too many sessions; try again later".into()))?;
+        let enc = self.initialize_result(r, version);
+        Ok((session, enc))
+    }
+
+    /// `initialize` on a legacy HTTP+SSE session, which exists from the moment its stream opened.
+    pub fn initialize_existing(&self, session: &Session, r: &Request) -> String {
+        let caps = r
+            .params
+            .get("capabilities")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let info = r.params.get("clientInfo").cloned().unwrap_or(Value::Null);
+        session.set_client(caps, info);
+        self.initialize_result(r, Self::negotiate(r))
+    }
+
+    fn request(
+        self: &Arc<Self>,
+        r: Request,
+        era: &Era,
+        deferred: impl FnOnce() -> Deferred,
+    ) -> Result<Outcome, Error> {
+        let stateless = match era {
+            Era::Stateless(s) => Some(s),
+            Era::Session(_) => None,
+        };
+        if let Some(st) = stateless {
+            if st.version != STATELESS_VERSION {
+                return Err(Error::UnsupportedVersion(st.version.clone()));
+            }
+        }
+        let snap = self.registry.snapshot();
+        let id = &r.id;
+        // Results of the stateless era say what kind of result they are.
+        let done = |mut v: Value| -> Result<Outcome, Error> {
+            if stateless.is_some() {
+                if let Value::Object(o) = &mut v {
+                    o.insert("resultType".into(), json!("complete"));
+                }
+            }
+            Ok(ok(id, &v))
+        };
+        match r.method.as_str() {
+            "initialize" => match era {
+                Era::Session(_) => {
+                    let (s, enc) = self.initialize(&r, false)?;
+                    Ok(Outcome::Initialized(s, enc))
+                }
+                Era::Stateless(_) => Err(Error::MethodNotFound(
+                    "initialize (stateless: use server/discover)".into(),
+                )),
+            },
+            "ping" if stateless.is_none() => Ok(ok(id, &json!({}))),
+            "server/discover" => {
+                let mut v = json!({
+                    "supportedVersions": [STATELESS_VERSION],
+                    "capabilities": self.capabilities(),
+                    "serverInfo": self.server_info(),
+                });
+                if let Some(i) = &self.cfg.instructions {
+                    v["instructions"] = json!(i);
+                }
+                done(v)
+            }
+            "tools/list" => {
+                let page = page_of(r.params.get("cursor"))?;
+                let v = snap.tools_page(page)?;
+                if stateless.is_none() {
+                    // PERF: the page was rendered when the registry changed.
+                    return Ok(ok(id, v));
+                }
+                done(with_cache_hints(v.clone()))
+            }
+            "resources/list" => done(with_cache_hints(
+                snap.resources_page(page_of(r.params.get("cursor"))?)?,
+            )),
+            "resources/templates/list" => done(with_cache_hints(
+                snap.templates_page(page_of(r.params.get("cursor"))?)?,
+            )),
+            "resources/read" => {
+                let uri = str_param(&r.params, "uri")?;
+                let contents: Vec<Value> = snap.read(uri)?.iter().map(|c| c.to_value()).collect();
+                done(with_cache_hints(json!({ "contents": contents })))
+            }
+            "resources/subscribe" | "resources/unsubscribe" if stateless.is_none() => {
+                let uri = str_param(&r.params, "uri")?;
+                if let Era::Session(Some(s)) = era {
+                    let mut subs = match s.subscriptions.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    if r.method == "resources/subscribe" {
+                        subs.insert(uri.to_string());
+                    } else {
+                        subs.remove(uri);
+                    }
+                }
+                Ok(ok(id, &json!({})))
+            }
+            "prompts/list" => done(with_cache_hints(
+                snap.prompts_page(page_of(r.params.get("cursor"))?)?,
+            )),
+            "prompts/get" => {
+                let name = str_param(&r.params, "name")?;
+                let empty = Map::new();
+                let args = r
+                    .params
+                    .get("arguments")
+                    .and_then(Value::as_object)
+                    .unwrap_or(&empty);
+                done(snap.get_prompt(name, args)?)
+            }
+            "completion/complete" => {
+                let reference = r
+                    .params
+                    .get("ref")
+                    .ok_or_else(|| Error::InvalidParams("missing ref".into()))?;
+                let arg = r
+                    .params
+                    .get("argument")
+                    .ok_or_else(|| Error::InvalidParams("missing argument".into()))?;
+                let arg_name = arg.get("name").and_then(Value::as_str).unwrap_or("");
+                let value = arg.get("value").and_then(Value::as_str).unwrap_or("");
+                let values = match reference.get("type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
+                        snap.complete_prompt(name, arg_name, value)?
+                    }
+                    Some("ref/resource") => Vec::new(),
+                    _ => {
+                        return Err(Error::InvalidParams(
+                            "ref.type must be ref/prompt or ref/resource".into(),
+                        ))
+                    }
+                };
+                let total = values.len();
+                let values: Vec<String> = values.into_iter().take(100).collect();
+                done(
+                    json!({ "completion": { "values": values, "total": total, "hasMore": total > 100 } }),
+                )
+            }
+            "logging/setLevel" if stateless.is_none() => {
+                let level = str_param(&r.params, "level")?;
+                let i = level_index(level)
+                    .ok_or_else(|| Error::InvalidParams(format!("unknown log level: {level}")))?;
+                if let Era::Session(Some(s)) = era {
+                    s.set_log_level(i);
+                }
+                Ok(ok(id, &json!({})))
+            }
+            "tools/call" => self.call_tool(r, era, deferred),
+            other => Err(Error::MethodNotFound(other.to_string())),
+        }
+    }
+
+    fn call_tool(
+        self: &Arc<Self>,
+        r: Request,
+        era: &Era,
+        deferred: impl FnOnce() -> Deferred,
+    ) -> Result<Outcome, Error> {
+        let name = str_param(&r.params, "name")?.to_string();
+        let snap = self.registry.snapshot();
+        let tool = snap
+            .tool(&name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidParams(format!("Unknown tool: {name}")))?;
+        let args = match r.params.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(v) => v.clone(),
+        };
+        let progress_token = r
+            .params
+            .get("_meta")
+            .and_then(|m| m.get("progressToken"))
+            .cloned();
+        let (session, inputs, min_level, client_caps) = match era {
+            Era::Session(s) => {
+                let caps = s
+                    .as_ref()
+                    .map(|s| s.client_caps())
+                    .unwrap_or_else(|| json!({}));
+                (s.clone(), None, 0, caps)
+            }
+            Era::Stateless(st) => {
+                let responses = self.state_key.check_retry(&r.params, &name, &args)?;
+                (
+                    None,
+                    Some(Inputs::new(responses)),
+                    st.min_level,
+                    st.client_caps.clone(),
+                )
+            }
+        };
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut cx = ToolCtx {
+            progress_token,
+            out: None,
+            cancelled: cancelled.clone(),
+            session,
+            inputs,
+            min_level,
+            client_caps,
+        };
+        if tool.inline {
+            let res = tool.call(args, &cx);
+            return self
+                .finish_call(&r.id, &name, &cx, res, era)
+                .map(Outcome::Reply);
+        }
+        let d = deferred();
+        cx.out = Some(d.interim.clone());
+        if let Some(s) = &cx.session {
+            s.start_call(&r.id, cancelled);
+        }
+        let server = self.clone();
+        let era = era.clone();
+        let id = r.id.clone();
+        let job = Box::new(move || {
+            let res =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tool.call(args, &cx)))
+                    .unwrap_or_else(|_| Err(ToolError::Failed(format!("tool {name} panicked"))));
+            if let Some(s) = &cx.session {
+                s.end_call(&id);
+            }
+            let enc = match server.finish_call(&id, &name, &cx, res, &era) {
+                Ok(enc) => enc,
+                Err(e) => jsonrpc::encode_error(Some(&id), &e.to_object(era.is_stateless())),
+            };
+            (d.done)(enc);
+        });
+        if !self.pool.spawn(job) {
+            return Err(Error::Internal("tool pool stopped".into()));
+        }
+        Ok(Outcome::Pending)
+    }
+
+    /// Turns a tool's outcome into the encoded response.
+    fn finish_call(
+        &self,
+        id: &RequestId,
+        name: &str,
+        cx: &ToolCtx,
+        res: Result<ToolResult, ToolError>,
+        era: &Era,
+    ) -> Result<String, Error> {
+        let mut v = match res {
+            Ok(r) => r.to_value(),
+            Err(ToolError::Failed(msg)) => ToolResult::error(msg).to_value(),
+            Err(ToolError::Cancelled) => return Err(Error::Cancelled),
+            Err(ToolError::Protocol(e)) => return Err(e),
+            Err(ToolError::InputRequired) => {
+                let Some(inputs) = &cx.inputs else {
+                    return Err(Error::Internal(
+                        "input required outside the stateless era".into(),
+                    ));
+                };
+                let missing = match inputs.missing.lock() {
+                    Ok(g) => g.clone(),
+                    Err(p) => p.into_inner().clone(),
+                };
+                let mut requests = Map::new();
+                for (k, req) in missing {
+                    requests.insert(k, req);
+                }
+                let state = self.state_key.issue(name, &inputs.responses);
+                let v = json!({ "resultType": "input_required", "inputRequests": requests, "requestState": state });
+                return Ok(jsonrpc::encode_result(id, &v));
+            }
+        };
+        if era.is_stateless() {
+            if let Value::Object(o) = &mut v {
+                o.insert("resultType".into(), json!("complete"));
+            }
+        }
+        Ok(jsonrpc::encode_result(id, &v))
+    }
+}
+
+/// 2026-07-28 caching hints on list and read results.
+fn with_cache_hints(mut v: Value) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.entry("ttlMs").or_insert(json!(0));
+        o.entry("cacheScope").or_insert(json!("private"));
+    }
+    v
+}

@@ -1,0 +1,385 @@
+//! Session-era state: one [`Session`] per `initialize`, in a capped store
+//! whose idle sessions expire.
+
+use super::context::{out_id, Outbox};
+use super::jsonrpc::{ErrorObject, RequestId};
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// An unguessable session id: 128 bits from the OS CSPRNG, as 32 hex digits
+/// (SECURITY.md M4: visible ASCII, never sequential).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn random() -> SessionId {
+        let mut b = [0u8; 16];
+        if getrandom::fill(&mut b).is_err() {
+            // No CSPRNG means no safe ids; refusing to run is better than guessable ids.
+            tracing::error!("the OS random number generator failed");
+            std::process::abort();
+        }
+        SessionId(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+}
+
+type Reply = Result<Value, ErrorObject>;
+
+/// One client's session.
+pub struct Session {
+    /// The id (`Mcp-Session-Id`).
+    pub id: SessionId,
+    /// The negotiated protocol version.
+    pub version: String,
+    /// Opened through the 2024-11-05 HTTP+SSE transport.
+    pub legacy: bool,
+    client_caps: Mutex<Value>,
+    client_info: Mutex<Value>,
+    log_level: AtomicU8,
+    last_used: Mutex<Instant>,
+    created: Instant,
+    pub(crate) initialized: AtomicBool,
+    pub(crate) subscriptions: Mutex<HashSet<String>>,
+    pending: Mutex<HashMap<RequestId, Sender<Reply>>>,
+    next_id: AtomicU64,
+    running: Mutex<HashMap<RequestId, Arc<AtomicBool>>>,
+    standalone: Mutex<Option<Arc<dyn Outbox>>>,
+    /// Transport-specific state (streams and replay buffers).
+    pub(crate) transport: Mutex<super::transport::SessionStreams>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("version", &self.version)
+            .field("legacy", &self.legacy)
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        version: &str,
+        client_caps: Value,
+        client_info: Value,
+        legacy: bool,
+    ) -> Session {
+        Session {
+            id: SessionId::random(),
+            version: version.to_string(),
+            legacy,
+            client_caps: Mutex::new(client_caps),
+            client_info: Mutex::new(client_info),
+            log_level: AtomicU8::new(0),
+            last_used: Mutex::new(Instant::now()),
+            created: Instant::now(),
+            initialized: AtomicBool::new(false),
+            subscriptions: Mutex::new(HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            running: Mutex::new(HashMap::new()),
+            standalone: Mutex::new(None),
+            transport: Mutex::new(Default::default()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The capabilities the client declared at `initialize`.
+    pub fn client_caps(&self) -> Value {
+        lock(&self.client_caps).clone()
+    }
+
+    /// The client's `clientInfo`.
+    pub fn client_info(&self) -> Value {
+        lock(&self.client_info).clone()
+    }
+
+    /// Legacy sessions exist before `initialize`; it fills these in.
+    pub(crate) fn set_client(&self, caps: Value, info: Value) {
+        *lock(&self.client_caps) = caps;
+        *lock(&self.client_info) = info;
+    }
+
+    /// The minimum log level index the client wants (`logging/setLevel`).
+    pub fn log_level(&self) -> u8 {
+        self.log_level.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_log_level(&self, i: u8) {
+        self.log_level.store(i, Ordering::Relaxed);
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    fn idle_since(&self) -> Instant {
+        *lock(&self.last_used)
+    }
+
+    /// True after DELETE or expiry.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn register_pending(&self) -> (RequestId, Receiver<Reply>) {
+        let id = out_id(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        lock(&self.pending).insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    pub(crate) fn forget_pending(&self, id: &RequestId) {
+        lock(&self.pending).remove(id);
+    }
+
+    /// Routes a client's response to the tool waiting for it. False if none waits.
+    pub(crate) fn deliver(&self, id: &RequestId, reply: Reply) -> bool {
+        match lock(&self.pending).remove(id) {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    pub(crate) fn start_call(&self, id: &RequestId, flag: Arc<AtomicBool>) {
+        lock(&self.running).insert(id.clone(), flag);
+    }
+
+    pub(crate) fn end_call(&self, id: &RequestId) {
+        lock(&self.running).remove(id);
+    }
+
+    /// `notifications/cancelled`: flags the running call, if any.
+    pub(crate) fn cancel(&self, id: &RequestId) {
+        if let Some(f) = lock(&self.running).get(id) {
+            f.store(true, Ordering::Release);
+        }
+    }
+
+    /// Sets the stream for messages not tied to a request (GET stream, legacy stream).
+    pub(crate) fn set_standalone(&self, out: Option<Arc<dyn Outbox>>) {
+        *lock(&self.standalone) = out;
+    }
+
+    /// Sets the standalone stream unless a live one is already attached.
+    pub(crate) fn set_standalone_if_free(&self, out: Arc<dyn Outbox>) -> bool {
+        let mut g = lock(&self.standalone);
+        if g.as_ref().is_some_and(|o| o.is_open()) {
+            return false;
+        }
+        *g = Some(out);
+        true
+    }
+
+    fn has_live_standalone(&self) -> bool {
+        lock(&self.standalone).as_ref().is_some_and(|o| o.is_open())
+    }
+
+    /// Sends a message not tied to a request; dropped if no stream is open.
+    pub fn notify(&self, json: String) -> bool {
+        let out = lock(&self.standalone).clone();
+        match out {
+            Some(o) => o.send(json),
+            None => false,
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for f in lock(&self.running).values() {
+            f.store(true, Ordering::Release);
+        }
+        lock(&self.pending).clear();
+        *lock(&self.standalone) = None;
+        lock(&self.transport).close_all();
+    }
+}
+
+/// A legacy stream gets this long to attach before its session is reaped.
+const LEGACY_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a session could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many sessions")]
+pub struct Full;
+
+/// All sessions: capped in number, idle ones expire.
+#[derive(Debug)]
+pub struct SessionStore {
+    map: RwLock<HashMap<SessionId, Arc<Session>>>,
+    max: usize,
+    idle: Duration,
+}
+
+impl SessionStore {
+    /// A store holding at most `max` sessions, each expiring after `idle` unused.
+    pub fn new(max: usize, idle: Duration) -> SessionStore {
+        SessionStore {
+            map: RwLock::new(HashMap::new()),
+            max,
+            idle,
+        }
+    }
+
+    /// Creates a session, first evicting expired ones if the store is full.
+    pub(crate) fn create(&self, s: Session) -> Result<Arc<Session>, Full> {
+        let s = Arc::new(s);
+        let mut m = match self.map.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() >= self.max {
+            let now = Instant::now();
+            let idle = self.idle;
+            m.retain(|_, s| {
+                let keep = now.duration_since(s.idle_since()) < idle;
+                if !keep {
+                    s.close();
+                }
+                keep
+            });
+            if m.len() >= self.max {
+                return Err(Full);
+            }
+        }
+        m.insert(s.id.clone(), s.clone());
+        Ok(s)
+    }
+
+    /// A live session by id; touching it keeps it alive.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let s = {
+            let m = match self.map.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            m.get(&SessionId(id.to_string())).cloned()
+        }?;
+        if s.idle_since().elapsed() >= self.idle {
+            self.remove(id);
+            return None;
+        }
+        s.touch();
+        Some(s)
+    }
+
+    /// Ends a session (DELETE). Returns whether it existed.
+    pub fn remove(&self, id: &str) -> bool {
+        let mut m = match self.map.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match m.remove(&SessionId(id.to_string())) {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops sessions idle for longer than the timeout. A session with a
+    /// live stream or a running call is in use and is kept.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut m = match self.map.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        m.retain(|_, s| {
+            let live_stream = s.has_live_standalone();
+            // A legacy session lives exactly as long as its SSE stream (M16).
+            if s.legacy && !live_stream && now.duration_since(s.created) > LEGACY_GRACE {
+                s.close();
+                return false;
+            }
+            let busy = !lock(&s.running).is_empty() || live_stream;
+            if busy {
+                s.touch();
+            }
+            let keep = busy || now.duration_since(s.idle_since()) < self.idle;
+            if !keep {
+                s.close();
+            }
+            keep
+        });
+    }
+
+    /// How many legacy (HTTP+SSE) sessions are open.
+    pub fn legacy_count(&self) -> usize {
+        match self.map.read() {
+            Ok(g) => g.values().filter(|s| s.legacy).count(),
+            Err(p) => p.into_inner().values().filter(|s| s.legacy).count(),
+        }
+    }
+
+    /// Every live session (for broadcasts such as `list_changed`).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        match self.map.read() {
+            Ok(g) => g.values().cloned().collect(),
+            Err(p) => p.into_inner().values().cloned().collect(),
+        }
+    }
+
+    /// How many sessions exist.
+    pub fn len(&self) -> usize {
+        match self.map.read() {
+            Ok(g) => g.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_random_hex_and_distinct() {
+        let a = SessionId::random();
+        let b = SessionId::random();
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), 32);
+        assert!(a.0.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn store_caps_sessions_and_expires_idle_ones() {
+        let store = SessionStore::new(2, Duration::from_millis(50));
+        let a = store
+            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
+            .unwrap();
+        store
+            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
+            .unwrap();
+        assert!(store
+            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
+            .is_err());
+        assert!(store.get(&a.id.0).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        // Expired sessions make room, and are gone.
+        store
+            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
+            .unwrap();
+        assert!(store.get(&a.id.0).is_none());
+        assert!(a.is_closed());
+    }
+}

@@ -1,0 +1,388 @@
+//! Streamable HTTP (`POST/GET/DELETE /mcp`), both eras on one endpoint.
+
+use super::super::error::Error;
+use super::super::jsonrpc::{self, Message, Parsed, INVALID_REQUEST};
+use super::super::server::{self, Deferred, Era, Outcome, Server, SESSION_VERSIONS};
+use super::stream::{parse_event_id, CallSink, Framing, StreamState};
+use super::{check_origin, http_error, legacy_sse};
+use crate::http::{Cx, Reply, Request, Response};
+use std::sync::Arc;
+
+/// What the client's `Accept` allows: (JSON, SSE).
+fn accepts(req: &Request) -> (bool, bool) {
+    let Some(a) = req.header_str("accept") else {
+        return (true, true);
+    };
+    let a = a.to_ascii_lowercase();
+    let any = a.contains("*/*");
+    (
+        any || a.contains("application/json") || a.contains("application/*"),
+        any || a.contains("text/event-stream"),
+    )
+}
+
+fn json_reply(status: u16, body: String, session: Option<&str>) -> Reply {
+    let mut r = Response::json(status, body);
+    if let Some(s) = session {
+        r = r.header("Mcp-Session-Id", s.to_string());
+    }
+    Reply::Response(r)
+}
+
+/// One message as a single-event SSE stream (for clients that accept only SSE).
+fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
+    let (stream, tx) = cx.sse();
+    let _ = tx.send_data(&body);
+    drop(tx);
+    let mut head = Response::new(200);
+    if let Some(s) = session {
+        head = head.header("Mcp-Session-Id", s.to_string());
+    }
+    Reply::Sse(stream.with_head(head))
+}
+
+/// The HTTP status for a JSON-RPC error in a stateless (2026-07-28) reply.
+fn stateless_status(e: &Error) -> u16 {
+    match e {
+        Error::MethodNotFound(_) => 404,
+        Error::HeaderMismatch(_)
+        | Error::UnsupportedVersion(_)
+        | Error::InvalidRequest(_)
+        | Error::Parse(_) => 400,
+        _ => 200,
+    }
+}
+
+/// `POST /mcp`.
+pub(crate) fn post(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> Reply {
+    if let Some(r) = check_origin(&server.cfg, req) {
+        return r.into();
+    }
+    if let Some(sid) = req.query_param("sessionId") {
+        let sid = sid.to_string();
+        return legacy_sse::post(server, &sid, req).into();
+    }
+    let ct = req
+        .header_str("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.starts_with("application/json") {
+        return http_error(
+            415,
+            INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+        )
+        .into();
+    }
+    let (json_ok, sse_ok) = accepts(req);
+    if !json_ok && !sse_ok {
+        return http_error(
+            406,
+            INVALID_REQUEST,
+            "Not Acceptable: accept application/json or text/event-stream",
+        )
+        .into();
+    }
+    let msg = match jsonrpc::parse(req.body()) {
+        Err(e) => return json_reply(400, jsonrpc::encode_error(None, &e), None),
+        Ok(Parsed::Batch(_)) => {
+            // MCP 2025-06-18 removed batching (M8).
+            let e = jsonrpc::ErrorObject::new(
+                INVALID_REQUEST,
+                "batches are not supported: send one JSON-RPC message per request",
+            );
+            return json_reply(400, jsonrpc::encode_error(None, &e), None);
+        }
+        Ok(Parsed::Single(Err(rej))) => {
+            return json_reply(
+                400,
+                jsonrpc::encode_error(rej.id.as_ref(), &rej.error),
+                None,
+            )
+        }
+        Ok(Parsed::Single(Ok(m))) => m,
+    };
+    let meta = match &msg {
+        Message::Request(r) => server::stateless_meta(&r.params),
+        Message::Notification(n) => server::stateless_meta(&n.params),
+        Message::Response(_) => None,
+    };
+    match meta {
+        Some(st) => post_stateless(server, req, cx, msg, st, json_ok, sse_ok),
+        None => post_session(server, req, cx, msg, json_ok, sse_ok),
+    }
+}
+
+fn post_session(
+    server: &Arc<Server>,
+    req: &Request,
+    cx: &mut Cx<'_>,
+    msg: Message,
+    json_ok: bool,
+    sse_ok: bool,
+) -> Reply {
+    if let Message::Request(r) = &msg {
+        if r.method == "initialize" {
+            return match server.initialize(r, false) {
+                Ok((s, body)) if json_ok => json_reply(200, body, Some(&s.id.0)),
+                Ok((s, body)) => sse_reply(cx, body, Some(&s.id.0)),
+                Err(e) => json_reply(
+                    503,
+                    jsonrpc::encode_error(Some(&r.id), &e.to_object(false)),
+                    None,
+                ),
+            };
+        }
+    }
+    let Some(sid) = req.header_str("mcp-session-id") else {
+        return http_error(
+            400,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        )
+        .into();
+    };
+    let Some(session) = server.sessions.get(sid) else {
+        return http_error(404, INVALID_REQUEST, "Session not found").into();
+    };
+    if let Some(v) = req.header_str("mcp-protocol-version") {
+        // M7: an invalid or unsupported version header is refused.
+        if !SESSION_VERSIONS.contains(&v) {
+            return http_error(
+                400,
+                INVALID_REQUEST,
+                &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
+            )
+            .into();
+        }
+    }
+    let version = session.version.clone();
+    let framing = if version.as_str() >= "2025-03-26" {
+        Framing::Resumable
+    } else {
+        Framing::Plain
+    };
+    let priming = version.as_str() >= "2025-11-25";
+    let replay = server.cfg.replay_events;
+    let era = Era::Session(Some(session.clone()));
+    let outcome = server.handle(msg, &era, || {
+        let sink = CallSink::new(
+            cx.responder(),
+            Some(session),
+            sse_ok,
+            json_ok,
+            framing,
+            priming,
+            replay,
+            Vec::new(),
+        );
+        let s2 = sink.clone();
+        Deferred {
+            interim: sink,
+            done: Box::new(move |j| s2.finish(j)),
+        }
+    });
+    finish(outcome, cx, json_ok, None)
+}
+
+fn finish(
+    outcome: Outcome,
+    cx: &mut Cx<'_>,
+    json_ok: bool,
+    status_of: Option<fn(&Error) -> u16>,
+) -> Reply {
+    match outcome {
+        Outcome::Accepted => Reply::Response(Response::new(202)),
+        Outcome::Pending => Reply::Later,
+        Outcome::Reply(body) | Outcome::Initialized(_, body) if json_ok => {
+            json_reply(200, body, None)
+        }
+        Outcome::Reply(body) | Outcome::Initialized(_, body) => sse_reply(cx, body, None),
+        Outcome::Failed(e, body) => {
+            let status = status_of.map_or(200, |f| f(&e));
+            if json_ok || status != 200 {
+                json_reply(status, body, None)
+            } else {
+                sse_reply(cx, body, None)
+            }
+        }
+    }
+}
+
+fn post_stateless(
+    server: &Arc<Server>,
+    req: &Request,
+    cx: &mut Cx<'_>,
+    msg: Message,
+    st: server::Stateless,
+    json_ok: bool,
+    sse_ok: bool,
+) -> Reply {
+    if let Err(e) = check_stateless_headers(req, &msg, &st) {
+        let id = match &msg {
+            Message::Request(r) => Some(r.id.clone()),
+            Message::Notification(_) | Message::Response(_) => None,
+        };
+        return json_reply(
+            stateless_status(&e),
+            jsonrpc::encode_error(id.as_ref(), &e.to_object(true)),
+            None,
+        );
+    }
+    let era = Era::Stateless(st);
+    let replay = server.cfg.replay_events;
+    let outcome = server.handle(msg, &era, || {
+        let sink = CallSink::new(
+            cx.responder(),
+            None,
+            sse_ok,
+            json_ok,
+            Framing::Plain,
+            false,
+            replay,
+            Vec::new(),
+        );
+        let s2 = sink.clone();
+        Deferred {
+            interim: sink,
+            done: Box::new(move |j| s2.finish(j)),
+        }
+    });
+    finish(outcome, cx, json_ok, Some(stateless_status))
+}
+
+/// 2026-07-28: `MCP-Protocol-Version` must match `_meta`; `Mcp-Method` (and
+/// `Mcp-Name` where the method names something) must match the body (M7).
+fn check_stateless_headers(
+    req: &Request,
+    msg: &Message,
+    st: &server::Stateless,
+) -> Result<(), Error> {
+    match req.header_str("mcp-protocol-version") {
+        Some(v) if v == st.version => {}
+        Some(v) => {
+            return Err(Error::HeaderMismatch(format!(
+                "MCP-Protocol-Version header {v:?} does not match _meta protocol version {:?}",
+                st.version
+            )))
+        }
+        None => {
+            return Err(Error::HeaderMismatch(
+                "MCP-Protocol-Version header is required".into(),
+            ))
+        }
+    }
+    let (method, params) = match msg {
+        Message::Request(r) => (r.method.as_str(), &r.params),
+        Message::Notification(n) => (n.method.as_str(), &n.params),
+        Message::Response(_) => return Ok(()),
+    };
+    match req.header_str("mcp-method") {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return Err(Error::HeaderMismatch(format!(
+                "Mcp-Method header {m:?} does not match method {method:?}"
+            )))
+        }
+        None => {
+            return Err(Error::HeaderMismatch(
+                "Mcp-Method header is required".into(),
+            ))
+        }
+    }
+    let name_key = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        _ => None,
+    };
+    if let Some(k) = name_key {
+        let want = params.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        match req.header_str("mcp-name") {
+            Some(n) if n == want => {}
+            Some(n) => {
+                return Err(Error::HeaderMismatch(format!(
+                    "Mcp-Name header {n:?} does not match {k} {want:?}"
+                )))
+            }
+            None => return Err(Error::HeaderMismatch("Mcp-Name header is required".into())),
+        }
+    }
+    Ok(())
+}
+
+/// `GET /mcp`: the session's server-to-client stream, or a resumed stream
+/// (`Last-Event-ID`).
+pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> Reply {
+    if let Some(r) = check_origin(&server.cfg, req) {
+        return r.into();
+    }
+    let (_, sse_ok) = accepts(req);
+    if !sse_ok {
+        return http_error(
+            406,
+            INVALID_REQUEST,
+            "Not Acceptable: GET /mcp serves text/event-stream",
+        )
+        .into();
+    }
+    let Some(sid) = req.header_str("mcp-session-id") else {
+        return http_error(
+            400,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        )
+        .into();
+    };
+    let Some(session) = server.sessions.get(sid) else {
+        return http_error(404, INVALID_REQUEST, "Session not found").into();
+    };
+    let priming = session.version.as_str() >= "2025-11-25";
+    if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
+        let found = match session.transport.lock() {
+            Ok(g) => g.get(stream_id),
+            Err(p) => p.into_inner().get(stream_id),
+        };
+        if let Some(stream) = found {
+            // M9: replay only that stream's events after the id.
+            let (sse, tx) = cx.sse();
+            stream.attach(tx, Some(seq), false);
+            return Reply::Sse(sse);
+        }
+    }
+    let stream = StreamState::new(Framing::Resumable, server.cfg.replay_events);
+    let (sse, tx) = cx.sse();
+    stream.attach(tx, None, priming);
+    if !session.set_standalone_if_free(stream.clone()) {
+        stream.finish();
+        return http_error(
+            409,
+            INVALID_REQUEST,
+            "Conflict: this session already has a GET stream",
+        )
+        .into();
+    }
+    match session.transport.lock() {
+        Ok(mut g) => g.add(stream),
+        Err(p) => p.into_inner().add(stream),
+    }
+    Reply::Sse(sse)
+}
+
+/// `DELETE /mcp`: ends the session.
+pub(crate) fn delete(server: &Arc<Server>, req: &mut Request) -> Response {
+    if let Some(r) = check_origin(&server.cfg, req) {
+        return r;
+    }
+    let Some(sid) = req.header_str("mcp-session-id") else {
+        return http_error(
+            400,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        );
+    };
+    if server.sessions.remove(sid) {
+        Response::new(200)
+    } else {
+        http_error(404, INVALID_REQUEST, "Session not found")
+    }
+}
