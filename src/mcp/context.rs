@@ -173,6 +173,22 @@ impl ToolCtx {
         self.client_caps.get(capability).is_some()
     }
 
+    /// Fails unless the client declared `capability`: a -32021 error in the
+    /// stateless era, an `isError` result in the session era.
+    pub fn require_capability(&self, capability: &str) -> Result<(), ToolError> {
+        if self.client_has(capability) {
+            return Ok(());
+        }
+        if self.inputs.is_some() {
+            return Err(ToolError::Protocol(super::error::Error::MissingCapability(
+                capability.to_string(),
+            )));
+        }
+        Err(ToolError::Failed(format!(
+            "this tool needs the client's {capability} capability, which it did not declare"
+        )))
+    }
+
     /// Asks the client to sample an LLM (`sampling/createMessage`).
     pub fn sample(&self, params: Value) -> Result<Value, ToolError> {
         self.client_request("sampling/createMessage", params)

@@ -336,7 +336,8 @@ impl Outbox for CallSink {
     }
 
     fn close_stream(&self) {
-        if let Some(s) = lock(&self.stream).as_ref() {
+        // Open the stream first, so the client has a primed event id to resume from.
+        if let Some(s) = self.stream() {
             s.detach();
         }
     }
