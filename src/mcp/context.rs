@@ -51,12 +51,15 @@ pub(crate) struct Inputs {
     pub(crate) responses: Map<String, Value>,
     pub(crate) missing: Mutex<Vec<(String, Value)>>,
     counter: Mutex<u32>,
+    /// A valid `requestState` came with the request.
+    pub(crate) state_verified: bool,
 }
 
 impl Inputs {
-    pub(crate) fn new(responses: Map<String, Value>) -> Inputs {
+    pub(crate) fn new(responses: Map<String, Value>, state_verified: bool) -> Inputs {
         Inputs {
             responses,
+            state_verified,
             ..Default::default()
         }
     }
@@ -202,6 +205,53 @@ impl ToolCtx {
     /// Asks the client for its roots (`roots/list`).
     pub fn list_roots(&self) -> Result<Value, ToolError> {
         self.client_request("roots/list", json!({}))
+    }
+
+    /// Stateless era: true if this retry carried a valid `requestState`
+    /// (signed by us, untampered). Always false in the session era.
+    pub fn has_request_state(&self) -> bool {
+        self.inputs.as_ref().is_some_and(|i| i.state_verified)
+    }
+
+    /// Asks the client for one input under `key` (`method` is
+    /// `elicitation/create`, `sampling/createMessage` or `roots/list`).
+    ///
+    /// Session era: sent to the client now, and its answer returned.
+    /// Stateless era: returned from the retry's `inputResponses` if there,
+    /// else the call ends with an `InputRequiredResult` asking for it.
+    pub fn input(&self, key: &str, method: &str, params: Value) -> Result<Value, ToolError> {
+        self.inputs_all(vec![(key, method, params)])
+            .map(|mut v| v.pop().unwrap_or(Value::Null))
+    }
+
+    /// Like [`ToolCtx::input`] for several inputs at once: in the stateless
+    /// era all missing ones are asked for in one `InputRequiredResult`.
+    pub fn inputs_all(&self, requests: Vec<(&str, &str, Value)>) -> Result<Vec<Value>, ToolError> {
+        let Some(inputs) = &self.inputs else {
+            return requests
+                .into_iter()
+                .map(|(_, m, p)| self.client_request(m, p))
+                .collect();
+        };
+        let mut out = Vec::with_capacity(requests.len());
+        let mut missing = Vec::new();
+        for (key, method, params) in requests {
+            match inputs.responses.get(key) {
+                Some(v) => out.push(v.clone()),
+                None => missing.push((
+                    key.to_string(),
+                    json!({ "method": method, "params": params }),
+                )),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        match inputs.missing.lock() {
+            Ok(mut g) => g.extend(missing),
+            Err(p) => p.into_inner().extend(missing),
+        }
+        Err(ToolError::InputRequired)
     }
 
     /// Sends a request to the client and waits for its answer.

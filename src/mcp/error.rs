@@ -20,6 +20,9 @@ pub enum Error {
     /// Bad params: missing or mistyped fields, unknown tool or prompt.
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    /// 2026-07-28: `_meta` missing or without its required fields (-32602, HTTP 400).
+    #[error("invalid _meta: {0}")]
+    InvalidMeta(String),
     /// A resource URI that names nothing (-32002 in the session era).
     #[error("resource not found: {0}")]
     ResourceNotFound(String),
@@ -57,7 +60,7 @@ impl Error {
             Error::Parse(_) => jsonrpc::PARSE_ERROR,
             Error::InvalidRequest(_) => jsonrpc::INVALID_REQUEST,
             Error::MethodNotFound(_) => jsonrpc::METHOD_NOT_FOUND,
-            Error::InvalidParams(_) => jsonrpc::INVALID_PARAMS,
+            Error::InvalidParams(_) | Error::InvalidMeta(_) => jsonrpc::INVALID_PARAMS,
             Error::ResourceNotFound(_) if stateless => jsonrpc::INVALID_PARAMS,
             Error::ResourceNotFound(_) => RESOURCE_NOT_FOUND,
             Error::HeaderMismatch(_) => HEADER_MISMATCH,
@@ -71,9 +74,18 @@ impl Error {
     /// The error object to send.
     pub fn to_object(&self, stateless: bool) -> ErrorObject {
         let mut o = ErrorObject::new(self.json_rpc_code(stateless), self.to_string());
-        if let Error::ResourceNotFound(uri) = self {
-            o.data = Some(serde_json::json!({ "uri": uri }));
-        }
+        o.data = match self {
+            Error::ResourceNotFound(uri) => Some(serde_json::json!({ "uri": uri })),
+            // SEP-2575: the capabilities needed, as a ClientCapabilities object.
+            Error::MissingCapability(c) => {
+                Some(serde_json::json!({ "requiredCapabilities": { c.as_str(): {} } }))
+            }
+            Error::UnsupportedVersion(v) => Some(serde_json::json!({
+                "supported": [super::server::STATELESS_VERSION],
+                "requested": v,
+            })),
+            _ => None,
+        };
         o
     }
 }

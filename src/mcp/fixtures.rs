@@ -149,7 +149,8 @@ fn text_of(v: &Value) -> String {
 
 /// The conformance suite's fixture set (MCP.md): tools, resources and
 /// prompts with the names `@modelcontextprotocol/conformance` looks for.
-pub fn conformance(reg: &Registry, _server: &std::sync::Arc<super::Server>) {
+pub fn conformance(reg: &Registry, server: &std::sync::Arc<super::Server>) {
+    stateless_fixtures(reg, server);
     fixed(
         reg,
         "test_simple_text",
@@ -352,13 +353,28 @@ pub fn conformance(reg: &Registry, _server: &std::sync::Arc<super::Server>) {
         Tool::new(
             "json_schema_2020_12_tool",
             "Tool with JSON Schema 2020-12 features",
+            // SEP-1613 / SEP-2106: every 2020-12 keyword must survive tools/list untouched.
             json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
                 "$defs": {
-                    "address": { "type": "object", "properties": { "street": { "type": "string" }, "city": { "type": "string" } } }
+                    "address": {
+                        "$anchor": "addressDef",
+                        "type": "object",
+                        "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
+                    }
                 },
-                "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
+                "properties": {
+                    "name": { "type": "string" },
+                    "address": { "$ref": "#/$defs/address" },
+                    "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+                    "phone": { "type": "string" },
+                    "email": { "type": "string" }
+                },
+                "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+                "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+                "then": { "required": ["phone"] },
+                "else": { "required": ["email"] },
                 "additionalProperties": false
             }),
             |args, _| Ok(ToolResult::text(format!("Received: {args}"))),
@@ -481,4 +497,308 @@ pub fn conformance(reg: &Registry, _server: &std::sync::Arc<super::Server>) {
         ] }))
         },
     ));
+}
+
+fn elicit_params(message: &str, field: &str, ty: &str) -> Value {
+    json!({
+        "message": message,
+        "requestedSchema": { "type": "object", "properties": { field: { "type": ty } }, "required": [field] }
+    })
+}
+
+fn sampling_params(text: &str, max_tokens: u32) -> Value {
+    json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": text } }], "maxTokens": max_tokens })
+}
+
+/// Fixtures of the 2026-07-28 suite: InputRequiredResult flows (SEP-2322),
+/// capability and logging probes and list-change triggers (SEP-2575).
+fn stateless_fixtures(reg: &Registry, server: &std::sync::Arc<super::Server>) {
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_elicitation",
+            "Asks for the user's name, then greets",
+            no_args(),
+            |_, cx| {
+                let r = cx.input(
+                    "user_name",
+                    "elicitation/create",
+                    elicit_params("What is your name?", "name", "string"),
+                )?;
+                let name = r
+                    .get("content")
+                    .and_then(|c| c.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("stranger");
+                Ok(ToolResult::text(format!("Hello, {name}!")))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_sampling",
+            "Asks the client's LLM a question",
+            no_args(),
+            |_, cx| {
+                let r = cx.input(
+                    "capital_question",
+                    "sampling/createMessage",
+                    sampling_params("What is the capital of France?", 100),
+                )?;
+                Ok(ToolResult::text(format!("The model said: {}", text_of(&r))))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_list_roots",
+            "Asks the client for its roots",
+            no_args(),
+            |_, cx| {
+                let r = cx.input("client_roots", "roots/list", json!({}))?;
+                let uris: Vec<&str> = r
+                    .get("roots")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.get("uri").and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(ToolResult::text(format!(
+                    "Client roots: {}",
+                    uris.join(", ")
+                )))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_request_state",
+            "Round-trips a signed requestState",
+            no_args(),
+            |_, cx| {
+                let params = json!({
+                    "message": "Please confirm",
+                    "requestedSchema": { "type": "object", "properties": { "ok": { "type": "boolean" } }, "required": ["ok"] }
+                });
+                cx.input("confirm", "elicitation/create", params)?;
+                if !cx.has_request_state() {
+                    return Ok(ToolResult::error(
+                        "the retry did not carry the requestState",
+                    ));
+                }
+                Ok(ToolResult::text("Confirmed: state-ok"))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_multiple_inputs",
+            "Asks for three inputs in one round",
+            no_args(),
+            |_, cx| {
+                let r = cx.inputs_all(vec![
+                    (
+                        "user_name",
+                        "elicitation/create",
+                        elicit_params("What is your name?", "name", "string"),
+                    ),
+                    (
+                        "greeting",
+                        "sampling/createMessage",
+                        sampling_params("Generate a greeting", 50),
+                    ),
+                    ("client_roots", "roots/list", json!({})),
+                ])?;
+                Ok(ToolResult::text(format!("Received {} inputs", r.len())))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_multi_round",
+            "Asks two questions in two rounds",
+            no_args(),
+            |_, cx| {
+                let a = cx.input(
+                    "step1",
+                    "elicitation/create",
+                    elicit_params("Step 1: What is your name?", "name", "string"),
+                )?;
+                let b = cx.input(
+                    "step2",
+                    "elicitation/create",
+                    elicit_params("Step 2: What is your favorite color?", "color", "string"),
+                )?;
+                let name = a
+                    .get("content")
+                    .and_then(|c| c.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                let color = b
+                    .get("content")
+                    .and_then(|c| c.get("color"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                Ok(ToolResult::text(format!("{name} likes {color}")))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_tampered_state",
+            "Rejects a tampered requestState",
+            no_args(),
+            |_, cx| {
+                cx.input(
+                    "confirm",
+                    "elicitation/create",
+                    elicit_params("Please confirm", "ok", "boolean"),
+                )?;
+                Ok(ToolResult::text("state verified"))
+            },
+        ),
+    );
+    reg.add_prompt(Prompt::with_inputs(
+        "test_input_required_result_prompt",
+        "A prompt that first asks the user for context",
+        &[],
+        |_, cx| {
+            let r = cx.input("user_context", "elicitation/create", elicit_params("What context should the prompt use?", "context", "string"))?;
+            let ctx = r.get("content").and_then(|c| c.get("context")).and_then(Value::as_str).unwrap_or_default();
+            Ok(json!({
+                "description": "A prompt built from the user's context",
+                "messages": [{ "role": "user", "content": content::text(format!("Use this context: {ctx}")) }]
+            }))
+        },
+    ));
+    add_tool(
+        reg,
+        Tool::new(
+            "test_input_required_result_capabilities",
+            "Asks only for inputs the client can give",
+            no_args(),
+            |_, cx| {
+                let mut wanted = Vec::new();
+                if cx.client_has("sampling") {
+                    wanted.push((
+                        "question",
+                        "sampling/createMessage",
+                        sampling_params("Say something", 20),
+                    ));
+                }
+                if cx.client_has("elicitation") {
+                    wanted.push((
+                        "user_name",
+                        "elicitation/create",
+                        elicit_params("What is your name?", "name", "string"),
+                    ));
+                }
+                if cx.client_has("roots") {
+                    wanted.push(("client_roots", "roots/list", json!({})));
+                }
+                let got = cx.inputs_all(wanted)?;
+                Ok(ToolResult::text(format!("Received {} inputs", got.len())))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_missing_capability",
+            "Needs the client's sampling capability",
+            no_args(),
+            |_, cx| {
+                cx.require_capability("sampling")?;
+                let r = cx.sample(sampling_params("Say hello", 20))?;
+                Ok(ToolResult::text(text_of(&r)))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_streaming_elicitation",
+            "Reports progress, then asks for input",
+            no_args(),
+            |_, cx| {
+                cx.progress(0.0, Some(1.0), Some("starting"));
+                let r = cx.input(
+                    "answer",
+                    "elicitation/create",
+                    elicit_params("Continue?", "ok", "boolean"),
+                )?;
+                Ok(ToolResult::text(format!("Got {r}")))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
+            "test_logging_tool",
+            "Logs three messages (only if the request set a log level)",
+            no_args(),
+            |_, cx| {
+                for m in ["one", "two", "three"] {
+                    cx.log("info", Some("conformance"), json!(m));
+                }
+                Ok(ToolResult::text("logged"))
+            },
+        ),
+    );
+    let weak = std::sync::Arc::downgrade(server);
+    add_tool(
+        reg,
+        Tool::new(
+            "test_trigger_tool_change",
+            "Adds or removes a tool (a tools/list_changed trigger)",
+            no_args(),
+            move |_, _| {
+                let Some(server) = weak.upgrade() else {
+                    return Ok(ToolResult::error("server is gone"));
+                };
+                if !server.registry.remove_tool("test_dynamic_tool") {
+                    let t = Tool::new(
+                        "test_dynamic_tool",
+                        "Appears and disappears",
+                        no_args(),
+                        |_, _| Ok(ToolResult::text("dynamic")),
+                    );
+                    if let Ok(t) = t {
+                        server.registry.add_tool(t);
+                    }
+                }
+                server.list_changed(super::ListKind::Tools);
+                Ok(ToolResult::text("tools changed"))
+            },
+        ),
+    );
+    let weak = std::sync::Arc::downgrade(server);
+    add_tool(
+        reg,
+        Tool::new(
+            "test_trigger_prompt_change",
+            "Adds or removes a prompt (a prompts/list_changed trigger)",
+            no_args(),
+            move |_, _| {
+                let Some(server) = weak.upgrade() else {
+                    return Ok(ToolResult::error("server is gone"));
+                };
+                if !server.registry.remove_prompt("test_dynamic_prompt") {
+                    server.registry.add_prompt(Prompt::new("test_dynamic_prompt", "Appears and disappears", &[], |_| {
+                    Ok(json!({ "messages": [{ "role": "user", "content": content::text("dynamic") }] }))
+                }));
+                }
+                server.list_changed(super::ListKind::Prompts);
+                Ok(ToolResult::text("prompts changed"))
+            },
+        ),
+    );
 }

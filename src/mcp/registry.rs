@@ -386,7 +386,7 @@ impl Resource {
     }
 }
 
-type PromptFn = dyn Fn(&Map<String, Value>) -> Result<Value, Error> + Send + Sync;
+type PromptFn = dyn Fn(&Map<String, Value>, &ToolCtx) -> Result<Value, ToolError> + Send + Sync;
 type CompleteFn = dyn Fn(&str, &str) -> Vec<String> + Send + Sync;
 
 /// A prompt template.
@@ -427,9 +427,22 @@ impl Prompt {
             name: name.into(),
             def,
             required,
-            get: Arc::new(get),
+            get: Arc::new(move |a, _| get(a).map_err(ToolError::Protocol)),
             complete: None,
         }
+    }
+
+    /// A prompt whose `get` may ask the client for input first (through
+    /// the context, like a tool; stateless era: an `InputRequiredResult`).
+    pub fn with_inputs(
+        name: &str,
+        description: &str,
+        arguments: &[(&str, &str, bool)],
+        get: impl Fn(&Map<String, Value>, &ToolCtx) -> Result<Value, ToolError> + Send + Sync + 'static,
+    ) -> Prompt {
+        let mut p = Prompt::new(name, description, arguments, |_| Ok(Value::Null));
+        p.get = Arc::new(get);
+        p
     }
 
     /// Offers completions for an argument: `f(argument_name, partial_value)`.
@@ -589,18 +602,23 @@ impl Snapshot {
     }
 
     /// Gets a prompt, checking required arguments.
-    pub fn get_prompt(&self, name: &str, args: &Map<String, Value>) -> Result<Value, Error> {
+    pub fn get_prompt(
+        &self,
+        name: &str,
+        args: &Map<String, Value>,
+        cx: &ToolCtx,
+    ) -> Result<Value, ToolError> {
         let p = self
             .prompts
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| Error::InvalidParams(format!("unknown prompt: {name}")))?;
         if let Some(missing) = p.required.iter().find(|r| !args.contains_key(r.as_str())) {
-            return Err(Error::InvalidParams(format!(
+            return Err(ToolError::Protocol(Error::InvalidParams(format!(
                 "missing required argument: {missing}"
-            )));
+            ))));
         }
-        (p.get)(args)
+        (p.get)(args, cx)
     }
 
     /// Completion values for a prompt argument.
@@ -686,6 +704,17 @@ impl Registry {
             r.retain(|x| x.uri != res.uri);
             r.push(Arc::new(res));
         });
+    }
+
+    /// Removes a prompt; returns whether it existed.
+    pub fn remove_prompt(&self, name: &str) -> bool {
+        let mut found = false;
+        self.update(|_, _, p| {
+            let before = p.len();
+            p.retain(|x| x.name != name);
+            found = p.len() != before;
+        });
+        found
     }
 
     /// Adds (or replaces, by name) a prompt.

@@ -44,20 +44,40 @@ impl Era {
     }
 }
 
-/// Reads the stateless `_meta` of a request, if it has one.
-pub fn stateless_meta(params: &Map<String, Value>) -> Option<Stateless> {
-    let m = params.get("_meta")?.as_object()?;
-    let version = m.get(meta::PROTOCOL_VERSION)?.as_str()?.to_string();
+/// True if the params carry a stateless `_meta` protocol version.
+pub fn has_stateless_meta(params: &Map<String, Value>) -> bool {
+    params
+        .get("_meta")
+        .and_then(|m| m.get(meta::PROTOCOL_VERSION))
+        .is_some()
+}
+
+/// Reads and checks the stateless `_meta` of a request (SEP-2575):
+/// `protocolVersion` and `clientCapabilities` are required.
+pub fn stateless_meta(params: &Map<String, Value>) -> Result<Stateless, Error> {
+    let m = params
+        .get("_meta")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::InvalidMeta("_meta is required in the stateless protocol".into()))?;
+    let version = m
+        .get(meta::PROTOCOL_VERSION)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidMeta(format!("_meta.{} is required", meta::PROTOCOL_VERSION)))?
+        .to_string();
     let client_caps = m
         .get(meta::CLIENT_CAPABILITIES)
+        .filter(|c| c.is_object())
         .cloned()
-        .unwrap_or_else(|| json!({}));
+        .ok_or_else(|| {
+            Error::InvalidMeta(format!("_meta.{} is required", meta::CLIENT_CAPABILITIES))
+        })?;
+    // No logLevel: the client wants no log messages for this request.
     let min_level = m
         .get(meta::LOG_LEVEL)
         .and_then(Value::as_str)
         .and_then(level_index)
-        .unwrap_or(0);
-    Some(Stateless {
+        .unwrap_or(u8::MAX);
+    Ok(Stateless {
         version,
         client_caps,
         min_level,
@@ -68,8 +88,9 @@ pub fn stateless_meta(params: &Map<String, Value>) -> Option<Stateless> {
 pub struct Deferred {
     /// Notifications and client requests sent while the call runs.
     pub interim: Arc<dyn Outbox>,
-    /// Called once with the encoded final response.
-    pub done: Box<dyn FnOnce(String) + Send>,
+    /// Called once with the encoded final response, and the error if it is one
+    /// (the transport may pick an HTTP status from it).
+    pub done: Box<dyn FnOnce(String, Option<Error>) + Send>,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -124,6 +145,18 @@ impl ToolPool {
     }
 }
 
+/// A `subscriptions/listen` stream (2026-07-28) and what it asked for.
+struct Listener {
+    id: String,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    out: Arc<dyn Outbox>,
+}
+
+/// `_meta` key tagging notifications on a listen stream.
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
 /// The MCP server.
 pub struct Server {
     /// Tools, resources and prompts.
@@ -133,6 +166,8 @@ pub struct Server {
     pub(crate) cfg: McpConfig,
     pool: ToolPool,
     pub(crate) state_key: StateKey,
+    listeners: std::sync::Mutex<Vec<Listener>>,
+    next_listener: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Server {
@@ -168,6 +203,8 @@ impl Server {
             cfg,
             pool,
             state_key,
+            listeners: std::sync::Mutex::new(Vec::new()),
+            next_listener: std::sync::atomic::AtomicU64::new(1),
         });
         let weak = Arc::downgrade(&s);
         // Idle sessions are reaped once a second; the thread ends with the server.
@@ -207,6 +244,57 @@ impl Server {
         let msg = jsonrpc::encode_request(None, method, None);
         for s in self.sessions.all() {
             s.notify(msg.clone());
+        }
+        let mut listeners = match self.listeners.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        listeners.retain(|l| {
+            let wanted = match kind {
+                ListKind::Tools => l.tools,
+                ListKind::Prompts => l.prompts,
+                ListKind::Resources => l.resources,
+            };
+            if !wanted {
+                return l.out.is_open();
+            }
+            let params = json!({ "_meta": { SUBSCRIPTION_ID: l.id } });
+            l.out
+                .send(jsonrpc::encode_request(None, method, Some(&params)))
+        });
+    }
+
+    /// `subscriptions/listen` (2026-07-28): acknowledges on `out`, then sends
+    /// the list-changed notifications the request's `notifications` filter
+    /// names, each tagged with the subscription id.
+    pub fn listen(&self, r: &Request, out: Arc<dyn Outbox>) {
+        let filter = r.params.get("notifications");
+        let flag = |k: &str| {
+            filter
+                .and_then(|f| f.get(k))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let n = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        let id = format!("sub-{n}");
+        let ack = json!({ "_meta": { SUBSCRIPTION_ID: id } });
+        if !out.send(jsonrpc::encode_request(
+            None,
+            "notifications/subscriptions/acknowledged",
+            Some(&ack),
+        )) {
+            return;
+        }
+        let l = Listener {
+            id,
+            tools: flag("toolsListChanged"),
+            prompts: flag("promptsListChanged"),
+            resources: flag("resourcesListChanged"),
+            out,
+        };
+        match self.listeners.lock() {
+            Ok(mut g) => g.push(l),
+            Err(p) => p.into_inner().push(l),
         }
     }
 
@@ -377,6 +465,7 @@ impl Server {
                     "supportedVersions": [STATELESS_VERSION],
                     "capabilities": self.capabilities(),
                     "serverInfo": self.server_info(),
+                    "_meta": { "io.modelcontextprotocol/serverInfo": self.server_info() },
                 });
                 if let Some(i) = &self.cfg.instructions {
                     v["instructions"] = json!(i);
@@ -422,14 +511,23 @@ impl Server {
                 snap.prompts_page(page_of(r.params.get("cursor"))?)?,
             )),
             "prompts/get" => {
-                let name = str_param(&r.params, "name")?;
+                let name = str_param(&r.params, "name")?.to_string();
                 let empty = Map::new();
                 let args = r
                     .params
                     .get("arguments")
                     .and_then(Value::as_object)
                     .unwrap_or(&empty);
-                done(snap.get_prompt(name, args)?)
+                let cx = self.context(&r, era, &name, None)?;
+                match snap.get_prompt(&name, args, &cx) {
+                    Ok(v) => done(v),
+                    Err(ToolError::InputRequired) => {
+                        Ok(Outcome::Reply(self.input_required(id, &name, &cx)?))
+                    }
+                    Err(ToolError::Protocol(e)) => Err(e),
+                    Err(ToolError::Failed(m)) => Err(Error::InvalidParams(m)),
+                    Err(ToolError::Cancelled) => Err(Error::Cancelled),
+                }
             }
             "completion/complete" => {
                 let reference = r
@@ -490,39 +588,8 @@ impl Server {
             None | Some(Value::Null) => json!({}),
             Some(v) => v.clone(),
         };
-        let progress_token = r
-            .params
-            .get("_meta")
-            .and_then(|m| m.get("progressToken"))
-            .cloned();
-        let (session, inputs, min_level, client_caps) = match era {
-            Era::Session(s) => {
-                let caps = s
-                    .as_ref()
-                    .map(|s| s.client_caps())
-                    .unwrap_or_else(|| json!({}));
-                (s.clone(), None, 0, caps)
-            }
-            Era::Stateless(st) => {
-                let responses = self.state_key.check_retry(&r.params, &name, &args)?;
-                (
-                    None,
-                    Some(Inputs::new(responses)),
-                    st.min_level,
-                    st.client_caps.clone(),
-                )
-            }
-        };
         let cancelled = Arc::new(AtomicBool::new(false));
-        let mut cx = ToolCtx {
-            progress_token,
-            out: None,
-            cancelled: cancelled.clone(),
-            session,
-            inputs,
-            min_level,
-            client_caps,
-        };
+        let mut cx = self.context(&r, era, &name, Some(cancelled.clone()))?;
         if tool.inline {
             let res = tool.call(args, &cx);
             return self
@@ -544,16 +611,81 @@ impl Server {
             if let Some(s) = &cx.session {
                 s.end_call(&id);
             }
-            let enc = match server.finish_call(&id, &name, &cx, res, &era) {
-                Ok(enc) => enc,
-                Err(e) => jsonrpc::encode_error(Some(&id), &e.to_object(era.is_stateless())),
-            };
-            (d.done)(enc);
+            match server.finish_call(&id, &name, &cx, res, &era) {
+                Ok(enc) => (d.done)(enc, None),
+                Err(e) => {
+                    let enc = jsonrpc::encode_error(Some(&id), &e.to_object(era.is_stateless()));
+                    (d.done)(enc, Some(e));
+                }
+            }
         });
         if !self.pool.spawn(job) {
             return Err(Error::Internal("tool pool stopped".into()));
         }
         Ok(Outcome::Pending)
+    }
+
+    /// The context for a tool call or prompt: progress token, session or
+    /// stateless inputs (verified `requestState` + `inputResponses`).
+    fn context(
+        &self,
+        r: &Request,
+        era: &Era,
+        name: &str,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<ToolCtx, Error> {
+        let progress_token = r
+            .params
+            .get("_meta")
+            .and_then(|m| m.get("progressToken"))
+            .cloned();
+        let (session, inputs, min_level, client_caps) = match era {
+            Era::Session(s) => {
+                let caps = s
+                    .as_ref()
+                    .map(|s| s.client_caps())
+                    .unwrap_or_else(|| json!({}));
+                (s.clone(), None, 0, caps)
+            }
+            Era::Stateless(st) => {
+                let (responses, verified) = self.state_key.check_retry(&r.params, name)?;
+                (
+                    None,
+                    Some(Inputs::new(responses, verified)),
+                    st.min_level,
+                    st.client_caps.clone(),
+                )
+            }
+        };
+        Ok(ToolCtx {
+            progress_token,
+            out: None,
+            cancelled: cancelled.unwrap_or_default(),
+            session,
+            inputs,
+            min_level,
+            client_caps,
+        })
+    }
+
+    /// The encoded `InputRequiredResult` for what the context found missing.
+    fn input_required(&self, id: &RequestId, name: &str, cx: &ToolCtx) -> Result<String, Error> {
+        let Some(inputs) = &cx.inputs else {
+            return Err(Error::Internal(
+                "input required outside the stateless era".into(),
+            ));
+        };
+        let missing = match inputs.missing.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut requests = Map::new();
+        for (k, req) in missing {
+            requests.insert(k, req);
+        }
+        let state = self.state_key.issue(name, &inputs.responses);
+        let v = json!({ "resultType": "input_required", "inputRequests": requests, "requestState": state });
+        Ok(jsonrpc::encode_result(id, &v))
     }
 
     /// Turns a tool's outcome into the encoded response.
@@ -570,24 +702,7 @@ impl Server {
             Err(ToolError::Failed(msg)) => ToolResult::error(msg).to_value(),
             Err(ToolError::Cancelled) => return Err(Error::Cancelled),
             Err(ToolError::Protocol(e)) => return Err(e),
-            Err(ToolError::InputRequired) => {
-                let Some(inputs) = &cx.inputs else {
-                    return Err(Error::Internal(
-                        "input required outside the stateless era".into(),
-                    ));
-                };
-                let missing = match inputs.missing.lock() {
-                    Ok(g) => g.clone(),
-                    Err(p) => p.into_inner().clone(),
-                };
-                let mut requests = Map::new();
-                for (k, req) in missing {
-                    requests.insert(k, req);
-                }
-                let state = self.state_key.issue(name, &inputs.responses);
-                let v = json!({ "resultType": "input_required", "inputRequests": requests, "requestState": state });
-                return Ok(jsonrpc::encode_result(id, &v));
-            }
+            Err(ToolError::InputRequired) => return self.input_required(id, name, cx),
         };
         if era.is_stateless() {
             if let Value::Object(o) = &mut v {

@@ -79,18 +79,18 @@ impl StateKey {
             .unwrap_or_default())
     }
 
-    /// For a (retried) `tools/call`: the earlier responses from
-    /// `requestState` merged with this retry's `inputResponses`.
+    /// For a retried request: the earlier responses from `requestState`
+    /// merged with this retry's `inputResponses`, and whether a valid
+    /// `requestState` came with it.
     pub fn check_retry(
         &self,
         params: &Map<String, Value>,
-        tool: &str,
-        _args: &Value,
-    ) -> Result<Map<String, Value>, Error> {
-        let mut responses = match params.get("requestState") {
-            Some(Value::String(s)) => self.verify(tool, s)?,
+        name: &str,
+    ) -> Result<(Map<String, Value>, bool), Error> {
+        let (mut responses, verified) = match params.get("requestState") {
+            Some(Value::String(s)) => (self.verify(name, s)?, true),
             Some(_) => return Err(Error::InvalidParams("requestState must be a string".into())),
-            None => Map::new(),
+            None => (Map::new(), false),
         };
         match params.get("inputResponses") {
             Some(Value::Object(o)) => {
@@ -105,7 +105,7 @@ impl StateKey {
                 ))
             }
         }
-        Ok(responses)
+        Ok((responses, verified))
     }
 }
 

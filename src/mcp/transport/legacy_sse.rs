@@ -89,7 +89,7 @@ pub(crate) fn post(server: &Arc<Server>, sid: &str, req: &mut Request) -> Respon
         let out: Arc<dyn Outbox> = Arc::new(SessionOut(s2.clone()));
         Deferred {
             interim: out,
-            done: Box::new(move |j| {
+            done: Box::new(move |j, _| {
                 s2.notify(j);
             }),
         }

@@ -125,18 +125,28 @@ pub fn run(
             }
             Ok(Parsed::Single(Ok(m))) => m,
         };
-        let meta = match &msg {
-            Message::Request(r) => server::stateless_meta(&r.params),
-            Message::Notification(n) => server::stateless_meta(&n.params),
+        let params = match &msg {
+            Message::Request(r) => Some(&r.params),
+            Message::Notification(n) => Some(&n.params),
             Message::Response(_) => None,
         };
-        let current = match session.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let era = match meta {
-            Some(st) => Era::Stateless(st),
-            None => Era::Session(current),
+        let era = if params.is_some_and(server::has_stateless_meta) {
+            match params.map(server::stateless_meta) {
+                Some(Ok(st)) => Era::Stateless(st),
+                Some(Err(e)) => {
+                    if let Message::Request(r) = &msg {
+                        lines.send(jsonrpc::encode_error(Some(&r.id), &e.to_object(true)));
+                    }
+                    continue;
+                }
+                None => continue,
+            }
+        } else {
+            let current = match session.lock() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            Era::Session(current)
         };
         let out = lines.clone();
         let flight = in_flight.clone();
@@ -146,7 +156,7 @@ pub fn run(
             let f2 = flight.clone();
             Deferred {
                 interim: out,
-                done: Box::new(move |j| {
+                done: Box::new(move |j, _| {
                     done_out.send(j);
                     f2.fetch_sub(1, Ordering::AcqRel);
                 }),

@@ -302,7 +302,7 @@ impl CallSink {
 
     /// Delivers the final response: as JSON if no stream was opened, else as
     /// the stream's last event.
-    pub(crate) fn finish(&self, json: String) {
+    pub(crate) fn finish(&self, json: String, status: u16) {
         let existing = lock(&self.stream).clone();
         if let Some(s) = existing {
             s.send(json);
@@ -317,7 +317,7 @@ impl CallSink {
             return;
         }
         if let Some(r) = lock(&self.responder).take() {
-            let mut resp = Response::json(200, json);
+            let mut resp = Response::json(status, json);
             for (n, v) in &self.extra_headers {
                 resp = resp.header(*n, v.clone());
             }

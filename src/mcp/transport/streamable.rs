@@ -1,7 +1,7 @@
 //! Streamable HTTP (`POST/GET/DELETE /mcp`), both eras on one endpoint.
 
 use super::super::error::Error;
-use super::super::jsonrpc::{self, Message, Parsed, INVALID_REQUEST};
+use super::super::jsonrpc::{self, Message, Parsed, RequestId, INVALID_REQUEST};
 use super::super::server::{self, Deferred, Era, Outcome, Server, SESSION_VERSIONS};
 use super::stream::{parse_event_id, CallSink, Framing, StreamState};
 use super::{check_origin, http_error, legacy_sse};
@@ -41,16 +41,27 @@ fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
     Reply::Sse(stream.with_head(head))
 }
 
-/// The HTTP status for a JSON-RPC error in a stateless (2026-07-28) reply.
+/// The HTTP status for a JSON-RPC error in a stateless (2026-07-28) reply (SEP-2575).
 fn stateless_status(e: &Error) -> u16 {
     match e {
         Error::MethodNotFound(_) => 404,
         Error::HeaderMismatch(_)
         | Error::UnsupportedVersion(_)
         | Error::InvalidRequest(_)
-        | Error::Parse(_) => 400,
+        | Error::Parse(_)
+        | Error::InvalidMeta(_)
+        | Error::MissingCapability(_) => 400,
         _ => 200,
     }
+}
+
+/// An HTTP error carrying a JSON-RPC error with the request's id (if known).
+fn rpc_error(status: u16, id: Option<&RequestId>, code: i64, message: &str) -> Reply {
+    json_reply(
+        status,
+        jsonrpc::encode_error(id, &jsonrpc::ErrorObject::new(code, message)),
+        None,
+    )
 }
 
 /// `POST /mcp`.
@@ -87,11 +98,12 @@ pub(crate) fn post(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
         Err(e) => return json_reply(400, jsonrpc::encode_error(None, &e), None),
         Ok(Parsed::Batch(_)) => {
             // MCP 2025-06-18 removed batching (M8).
-            let e = jsonrpc::ErrorObject::new(
+            return rpc_error(
+                400,
+                None,
                 INVALID_REQUEST,
                 "batches are not supported: send one JSON-RPC message per request",
             );
-            return json_reply(400, jsonrpc::encode_error(None, &e), None);
         }
         Ok(Parsed::Single(Err(rej))) => {
             return json_reply(
@@ -102,14 +114,21 @@ pub(crate) fn post(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
         }
         Ok(Parsed::Single(Ok(m))) => m,
     };
-    let meta = match &msg {
-        Message::Request(r) => server::stateless_meta(&r.params),
-        Message::Notification(n) => server::stateless_meta(&n.params),
+    let params = match &msg {
+        Message::Request(r) => Some(&r.params),
+        Message::Notification(n) => Some(&n.params),
         Message::Response(_) => None,
     };
-    match meta {
-        Some(st) => post_stateless(server, req, cx, msg, st, json_ok, sse_ok),
-        None => post_session(server, req, cx, msg, json_ok, sse_ok),
+    // The stateless era is chosen by `_meta`, or by a protocol version header
+    // that no session speaks on a request without a session.
+    let header_version = req.header_str("mcp-protocol-version");
+    let stateless = params.is_some_and(server::has_stateless_meta)
+        || (header_version.is_some_and(|v| !SESSION_VERSIONS.contains(&v))
+            && req.header("mcp-session-id").is_none());
+    if stateless {
+        post_stateless(server, req, cx, msg, json_ok, sse_ok)
+    } else {
+        post_session(server, req, cx, msg, json_ok, sse_ok)
     }
 }
 
@@ -121,6 +140,10 @@ fn post_session(
     json_ok: bool,
     sse_ok: bool,
 ) -> Reply {
+    let id = match &msg {
+        Message::Request(r) => Some(r.id.clone()),
+        Message::Notification(_) | Message::Response(_) => None,
+    };
     if let Message::Request(r) = &msg {
         if r.method == "initialize" {
             return match server.initialize(r, false) {
@@ -135,25 +158,25 @@ fn post_session(
         }
     }
     let Some(sid) = req.header_str("mcp-session-id") else {
-        return http_error(
+        return rpc_error(
             400,
+            id.as_ref(),
             INVALID_REQUEST,
             "Bad Request: Mcp-Session-Id header is required",
-        )
-        .into();
+        );
     };
     let Some(session) = server.sessions.get(sid) else {
-        return http_error(404, INVALID_REQUEST, "Session not found").into();
+        return rpc_error(404, id.as_ref(), INVALID_REQUEST, "Session not found");
     };
     if let Some(v) = req.header_str("mcp-protocol-version") {
         // M7: an invalid or unsupported version header is refused.
         if !SESSION_VERSIONS.contains(&v) {
-            return http_error(
+            return rpc_error(
                 400,
+                id.as_ref(),
                 INVALID_REQUEST,
                 &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
-            )
-            .into();
+            );
         }
     }
     let version = session.version.clone();
@@ -179,7 +202,7 @@ fn post_session(
         let s2 = sink.clone();
         Deferred {
             interim: sink,
-            done: Box::new(move |j| s2.finish(j)),
+            done: Box::new(move |j, _| s2.finish(j, 200)),
         }
     });
     finish(outcome, cx, json_ok, None)
@@ -214,20 +237,33 @@ fn post_stateless(
     req: &Request,
     cx: &mut Cx<'_>,
     msg: Message,
-    st: server::Stateless,
     json_ok: bool,
     sse_ok: bool,
 ) -> Reply {
-    if let Err(e) = check_stateless_headers(req, &msg, &st) {
-        let id = match &msg {
-            Message::Request(r) => Some(r.id.clone()),
-            Message::Notification(_) | Message::Response(_) => None,
-        };
-        return json_reply(
+    let (id, params) = match &msg {
+        Message::Request(r) => (Some(r.id.clone()), &r.params),
+        Message::Notification(n) => (None, &n.params),
+        Message::Response(_) => return Reply::Response(Response::new(202)),
+    };
+    let fail = |e: Error| {
+        json_reply(
             stateless_status(&e),
             jsonrpc::encode_error(id.as_ref(), &e.to_object(true)),
             None,
-        );
+        )
+    };
+    // SEP-2575 order: _meta present and complete, then headers match it, then the version.
+    let st = match server::stateless_meta(params) {
+        Ok(st) => st,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = check_stateless_headers(req, &msg, &st) {
+        return fail(e);
+    }
+    if let Message::Request(r) = &msg {
+        if r.method == "subscriptions/listen" && st.version == server::STATELESS_VERSION {
+            return listen(server, r, cx);
+        }
     }
     let era = Era::Stateless(st);
     let replay = server.cfg.replay_events;
@@ -245,10 +281,30 @@ fn post_stateless(
         let s2 = sink.clone();
         Deferred {
             interim: sink,
-            done: Box::new(move |j| s2.finish(j)),
+            done: Box::new(move |j, e| s2.finish(j, e.as_ref().map_or(200, stateless_status))),
         }
     });
     finish(outcome, cx, json_ok, Some(stateless_status))
+}
+
+/// `subscriptions/listen` (2026-07-28): one long SSE stream of the
+/// notifications the client asked for.
+fn listen(server: &Arc<Server>, r: &jsonrpc::Request, cx: &mut Cx<'_>) -> Reply {
+    let (sse, tx) = cx.sse();
+    server.listen(r, Arc::new(SseOut(tx)));
+    Reply::Sse(sse)
+}
+
+/// An SSE stream as an [`Outbox`](super::super::Outbox).
+struct SseOut(crate::http::SseSender);
+
+impl super::super::Outbox for SseOut {
+    fn send(&self, json: String) -> bool {
+        self.0.send_data(&json).is_ok()
+    }
+    fn is_open(&self) -> bool {
+        !self.0.is_closed()
+    }
 }
 
 /// 2026-07-28: `MCP-Protocol-Version` must match `_meta`; `Mcp-Method` (and
@@ -292,7 +348,7 @@ fn check_stateless_headers(
     }
     let name_key = match method {
         "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "resources/read" => Some("uri"),
         _ => None,
     };
     if let Some(k) = name_key {
