@@ -147,7 +147,7 @@ impl ToolPool {
 
 /// A `subscriptions/listen` stream (2026-07-28) and what it asked for.
 struct Listener {
-    id: String,
+    id: Value,
     tools: bool,
     prompts: bool,
     resources: bool,
@@ -167,7 +167,6 @@ pub struct Server {
     pool: ToolPool,
     pub(crate) state_key: StateKey,
     listeners: std::sync::Mutex<Vec<Listener>>,
-    next_listener: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Server {
@@ -204,7 +203,6 @@ impl Server {
             pool,
             state_key,
             listeners: std::sync::Mutex::new(Vec::new()),
-            next_listener: std::sync::atomic::AtomicU64::new(1),
         });
         let weak = Arc::downgrade(&s);
         // Idle sessions are reaped once a second; the thread ends with the server.
@@ -275,8 +273,8 @@ impl Server {
                 .and_then(Value::as_bool)
                 .unwrap_or(false)
         };
-        let n = self.next_listener.fetch_add(1, Ordering::Relaxed);
-        let id = format!("sub-{n}");
+        // The subscription is named by the listen request's own id.
+        let id = r.id.to_value();
         let ack = json!({ "_meta": { SUBSCRIPTION_ID: id } });
         if !out.send(jsonrpc::encode_request(
             None,
