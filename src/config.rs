@@ -145,10 +145,15 @@ pub fn load(
             continue;
         };
         let rest = rest.to_ascii_lowercase();
+        // Only CONDUIT_<SECTION>_<KEY> with a known section is configuration;
+        // other CONDUIT_* variables (CONDUIT_BIN in a script, say) are not ours.
         let Some((section, key)) = rest.split_once('_') else {
-            return Err(Error::BadEnv { var });
+            continue;
         };
-        if !SECTIONS.contains(&section) || key.is_empty() {
+        if !SECTIONS.contains(&section) {
+            continue;
+        }
+        if key.is_empty() {
             return Err(Error::BadEnv { var });
         }
         set(&mut table, section, key, parse_value(&raw));
@@ -254,8 +259,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_env_are_refused() {
+        // Not a known section: not ours, ignored (scripts use CONDUIT_BIN and the like).
+        assert!(load(
+            None,
+            env(&[("CONDUIT_NOPE_X", "1"), ("CONDUIT_BIN", "x")]),
+            &[]
+        )
+        .is_ok());
         assert!(matches!(
-            load(None, env(&[("CONDUIT_NOPE_X", "1")]), &[]),
+            load(None, env(&[("CONDUIT_HTTP_", "1")]), &[]),
             Err(Error::BadEnv { .. })
         ));
         assert!(matches!(

@@ -238,9 +238,9 @@ impl ToolCtx {
         for (key, method, params) in requests {
             match inputs.responses.get(key) {
                 Some(v) if !is_valid_response(method, v) => {
-                    return Err(ToolError::Protocol(super::error::Error::InvalidParams(format!(
-                        "inputResponses.{key} is not a valid {method} result"
-                    ))));
+                    return Err(ToolError::Protocol(super::error::Error::InvalidParams(
+                        format!("inputResponses.{key} is not a valid {method} result"),
+                    )));
                 }
                 Some(v) => out.push(v.clone()),
                 None => missing.push((
@@ -321,7 +321,9 @@ impl ToolCtx {
 fn is_valid_response(method: &str, v: &Value) -> bool {
     match method {
         "elicitation/create" => v.get("action").is_some_and(Value::is_string),
-        "sampling/createMessage" => v.get("content").is_some_and(|c| c.is_object() || c.is_array()),
+        "sampling/createMessage" => v
+            .get("content")
+            .is_some_and(|c| c.is_object() || c.is_array()),
         "roots/list" => v.get("roots").is_some_and(Value::is_array),
         _ => v.is_object(),
     }

@@ -89,7 +89,8 @@ pub struct Deferred {
     /// Notifications and client requests sent while the call runs.
     pub interim: Arc<dyn Outbox>,
     /// Called once with the encoded final response, and the error if it is one
-    /// (the transport may pick an HTTP status from it).
+    /// (the transport may pick an HTTP status from it). An empty response
+    /// with `Error::Cancelled` means the client cancelled: send nothing.
     pub done: Box<dyn FnOnce(String, Option<Error>) + Send>,
 }
 
@@ -611,6 +612,8 @@ impl Server {
             }
             match server.finish_call(&id, &name, &cx, res, &era) {
                 Ok(enc) => (d.done)(enc, None),
+                // MCP cancellation: a cancelled request gets no response.
+                Err(Error::Cancelled) => (d.done)(String::new(), Some(Error::Cancelled)),
                 Err(e) => {
                     let enc = jsonrpc::encode_error(Some(&id), &e.to_object(era.is_stateless()));
                     (d.done)(enc, Some(e));

@@ -49,7 +49,6 @@ pub struct Session {
     client_info: Mutex<Value>,
     log_level: AtomicU8,
     last_used: Mutex<Instant>,
-    created: Instant,
     pub(crate) initialized: AtomicBool,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
     pending: Mutex<HashMap<RequestId, Sender<Reply>>>,
@@ -85,7 +84,6 @@ impl Session {
             client_info: Mutex::new(client_info),
             log_level: AtomicU8::new(0),
             last_used: Mutex::new(Instant::now()),
-            created: Instant::now(),
             initialized: AtomicBool::new(false),
             subscriptions: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
@@ -184,7 +182,8 @@ impl Session {
         true
     }
 
-    fn has_live_standalone(&self) -> bool {
+    /// True while the session's standalone stream (GET or legacy SSE) is attached and open.
+    pub(crate) fn has_live_standalone(&self) -> bool {
         lock(&self.standalone).as_ref().is_some_and(|o| o.is_open())
     }
 
@@ -207,9 +206,6 @@ impl Session {
         lock(&self.transport).close_all();
     }
 }
-
-/// A legacy stream gets this long to attach before its session is reaped.
-const LEGACY_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a session could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -302,7 +298,7 @@ impl SessionStore {
         m.retain(|_, s| {
             let live_stream = s.has_live_standalone();
             // A legacy session lives exactly as long as its SSE stream (M16).
-            if s.legacy && !live_stream && now.duration_since(s.created) > LEGACY_GRACE {
+            if s.legacy && !live_stream {
                 s.close();
                 return false;
             }
@@ -321,8 +317,15 @@ impl SessionStore {
     /// How many legacy (HTTP+SSE) sessions are open.
     pub fn legacy_count(&self) -> usize {
         match self.map.read() {
-            Ok(g) => g.values().filter(|s| s.legacy).count(),
-            Err(p) => p.into_inner().values().filter(|s| s.legacy).count(),
+            Ok(g) => g
+                .values()
+                .filter(|s| s.legacy && s.has_live_standalone())
+                .count(),
+            Err(p) => p
+                .into_inner()
+                .values()
+                .filter(|s| s.legacy && s.has_live_standalone())
+                .count(),
         }
     }
 

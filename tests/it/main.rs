@@ -4,6 +4,8 @@ mod support;
 
 mod basics;
 mod http_limits;
+mod mcp_http;
+mod mcp_stdio;
 mod shutdown;
 mod smuggling;
 mod sse;

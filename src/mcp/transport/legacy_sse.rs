@@ -66,6 +66,15 @@ pub(crate) fn post(server: &Arc<Server>, sid: &str, req: &mut Request) -> Respon
     let Some(session) = server.sessions.get(sid).filter(|s| s.legacy) else {
         return http_error(404, INVALID_REQUEST, "Session not found");
     };
+    if !session.has_live_standalone() {
+        // M16: the stream is gone, so is the session; its replies would go nowhere.
+        server.sessions.remove(sid);
+        return http_error(
+            404,
+            INVALID_REQUEST,
+            "Session not found: its SSE stream is closed",
+        );
+    }
     let msg = match jsonrpc::parse(req.body()) {
         Err(e) => return Response::json(400, jsonrpc::encode_error(None, &e)),
         Ok(Parsed::Single(Err(rej))) => {
@@ -90,7 +99,9 @@ pub(crate) fn post(server: &Arc<Server>, sid: &str, req: &mut Request) -> Respon
         Deferred {
             interim: out,
             done: Box::new(move |j, _| {
-                s2.notify(j);
+                if !j.is_empty() {
+                    s2.notify(j);
+                }
             }),
         }
     });

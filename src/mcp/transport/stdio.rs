@@ -157,7 +157,9 @@ pub fn run(
             Deferred {
                 interim: out,
                 done: Box::new(move |j, _| {
-                    done_out.send(j);
+                    if !j.is_empty() {
+                        done_out.send(j);
+                    }
                     f2.fetch_sub(1, Ordering::AcqRel);
                 }),
             }

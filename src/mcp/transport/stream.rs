@@ -305,8 +305,17 @@ impl CallSink {
     pub(crate) fn finish(&self, json: String, status: u16) {
         let existing = lock(&self.stream).clone();
         if let Some(s) = existing {
-            s.send(json);
+            if !json.is_empty() {
+                s.send(json);
+            }
             s.finish();
+            return;
+        }
+        if json.is_empty() {
+            // Cancelled before anything was streamed: end the POST without a response.
+            if let Some(r) = lock(&self.responder).take() {
+                let _ = r.respond(Response::new(202));
+            }
             return;
         }
         if !self.json_ok {

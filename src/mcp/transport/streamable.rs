@@ -3,6 +3,7 @@
 use super::super::error::Error;
 use super::super::jsonrpc::{self, Message, Parsed, RequestId, INVALID_REQUEST};
 use super::super::server::{self, Deferred, Era, Outcome, Server, SESSION_VERSIONS};
+use super::super::session::Session;
 use super::stream::{parse_event_id, CallSink, Framing, StreamState};
 use super::{check_origin, http_error, legacy_sse};
 use crate::http::{Cx, Reply, Request, Response};
@@ -62,6 +63,35 @@ fn rpc_error(status: u16, id: Option<&RequestId>, code: i64, message: &str) -> R
         jsonrpc::encode_error(id, &jsonrpc::ErrorObject::new(code, message)),
         None,
     )
+}
+
+/// The session a Streamable HTTP request names (M5), with its
+/// `MCP-Protocol-Version` checked (M7). Legacy sessions are not reachable
+/// here: their id travels in a URL and is not a Streamable HTTP credential.
+fn session_for(
+    server: &Server,
+    req: &Request,
+    id: Option<&RequestId>,
+) -> Result<Arc<Session>, Reply> {
+    let Some(sid) = req.header_str("mcp-session-id") else {
+        return Err(rpc_error(
+            400,
+            id,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        ));
+    };
+    let Some(session) = server.sessions.get(sid).filter(|s| !s.legacy) else {
+        return Err(rpc_error(404, id, INVALID_REQUEST, "Session not found"));
+    };
+    if let Some(v) = req.header_str("mcp-protocol-version") {
+        // M7: an invalid or unsupported version header is refused.
+        if !SESSION_VERSIONS.contains(&v) {
+            let msg = format!("Bad Request: unsupported MCP-Protocol-Version {v:?}");
+            return Err(rpc_error(400, id, INVALID_REQUEST, &msg));
+        }
+    }
+    Ok(session)
 }
 
 /// `POST /mcp`.
@@ -157,28 +187,10 @@ fn post_session(
             };
         }
     }
-    let Some(sid) = req.header_str("mcp-session-id") else {
-        return rpc_error(
-            400,
-            id.as_ref(),
-            INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-        );
+    let session = match session_for(server, req, id.as_ref()) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    let Some(session) = server.sessions.get(sid) else {
-        return rpc_error(404, id.as_ref(), INVALID_REQUEST, "Session not found");
-    };
-    if let Some(v) = req.header_str("mcp-protocol-version") {
-        // M7: an invalid or unsupported version header is refused.
-        if !SESSION_VERSIONS.contains(&v) {
-            return rpc_error(
-                400,
-                id.as_ref(),
-                INVALID_REQUEST,
-                &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
-            );
-        }
-    }
     let version = session.version.clone();
     let framing = if version.as_str() >= "2025-03-26" {
         Framing::Resumable
@@ -381,16 +393,9 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
         )
         .into();
     }
-    let Some(sid) = req.header_str("mcp-session-id") else {
-        return http_error(
-            400,
-            INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-        )
-        .into();
-    };
-    let Some(session) = server.sessions.get(sid) else {
-        return http_error(404, INVALID_REQUEST, "Session not found").into();
+    let session = match session_for(server, req, None) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
@@ -429,16 +434,12 @@ pub(crate) fn delete(server: &Arc<Server>, req: &mut Request) -> Response {
     if let Some(r) = check_origin(&server.cfg, req) {
         return r;
     }
-    let Some(sid) = req.header_str("mcp-session-id") else {
-        return http_error(
-            400,
-            INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-        );
-    };
-    if server.sessions.remove(sid) {
-        Response::new(200)
-    } else {
-        http_error(404, INVALID_REQUEST, "Session not found")
+    match session_for(server, req, None) {
+        Ok(session) => {
+            server.sessions.remove(&session.id.0);
+            Response::new(200)
+        }
+        Err(Reply::Response(r)) => r,
+        Err(_) => http_error(404, INVALID_REQUEST, "Session not found"),
     }
 }

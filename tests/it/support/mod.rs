@@ -527,3 +527,142 @@ pub fn raise_fd_limit(want: libc::rlim_t) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the MCP tests (mcp_http.rs, mcp_stdio.rs).
+
+/// A request with `Host: localhost` (unless `headers` names a Host) and,
+/// for a body or a POST, a `Content-Length`.
+pub fn http_request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut v = format!("{method} {target} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        v.push_str("Host: localhost\r\n");
+    }
+    for (n, val) in headers {
+        v.push_str(&format!("{n}: {val}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        v.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    v.push_str("\r\n");
+    let mut v = v.into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+impl RawResponse {
+    /// The body parsed as JSON (panics with the response if it is not).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?} {:?}",
+                self.head,
+                self.body_str()
+            )
+        })
+    }
+}
+
+/// One block of an SSE stream (up to a blank line), as a WHATWG client
+/// parses it: `data` is `None` when the block had no `data` field (a comment
+/// or a bare `retry:`), which clients do not dispatch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: Option<String>,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    /// The data parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        let d = self.data.as_deref().unwrap_or_default();
+        serde_json::from_str(d).unwrap_or_else(|e| panic!("event data is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Reads SSE blocks from a chunked `text/event-stream` body whose head was
+/// already consumed (e.g. with `Reader::response_to("HEAD")`).
+pub struct SseReader {
+    pub r: Reader,
+    pending: Vec<u8>,
+    ended: bool,
+}
+
+impl SseReader {
+    pub fn new(r: Reader) -> SseReader {
+        SseReader {
+            r,
+            pending: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// The next block; `None` once the stream has ended (last chunk) and
+    /// nothing complete is left.
+    pub fn next_block(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(p) = self.pending.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.pending.drain(..p + 2).collect();
+                return Some(parse_sse_block(&block[..p]));
+            }
+            if self.ended {
+                return None;
+            }
+            match self.r.read_chunk() {
+                Some(c) => self.pending.extend_from_slice(&c),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// The next block that clients dispatch (has a `data` field).
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            let b = self.next_block()?;
+            if b.data.is_some() {
+                return Some(b);
+            }
+        }
+    }
+
+    /// Every remaining dispatched event, until the stream ends.
+    pub fn rest(&mut self) -> Vec<SseEvent> {
+        std::iter::from_fn(|| self.next_event()).collect()
+    }
+}
+
+fn parse_sse_block(block: &[u8]) -> SseEvent {
+    let text = std::str::from_utf8(block).expect("SSE is UTF-8");
+    let mut ev = SseEvent::default();
+    for line in text.split('\n') {
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => ev.event = Some(value.to_string()),
+            "id" => ev.id = Some(value.to_string()),
+            "retry" => ev.retry = value.parse().ok(),
+            "data" => {
+                // WHATWG: each data line appends its value and a LF; the
+                // final LF is removed at dispatch.
+                match &mut ev.data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => ev.data = Some(value.to_string()),
+                }
+            }
+            _ => {}
+        }
+    }
+    ev
+}

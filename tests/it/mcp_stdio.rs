@@ -1,0 +1,391 @@
+//! MCP over stdio (`conduit stdio`, SECURITY.md M15): one JSON-RPC message
+//! per line, stdout carries only MCP messages, logs on stderr, exit 0 on
+//! stdin EOF, overlong lines refused without ending the session.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const VERSION: &str = "2025-11-25";
+
+/// A running `conduit stdio`, killed on drop if it is still running.
+struct StdioServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StdioServer {
+    fn spawn() -> StdioServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
+            .arg("stdio")
+            // Chatty logging, to check that none of it reaches stdout.
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn conduit stdio");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        StdioServer {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to stdin");
+        stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let mut line = serde_json::to_vec(msg).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line);
+    }
+
+    /// The next stdout line, which must be one JSON-RPC message (M15).
+    #[track_caller]
+    fn recv(&self) -> Value {
+        let line = match self.lines.recv_timeout(TIMEOUT) {
+            Ok(l) => l,
+            Err(RecvTimeoutError::Timeout) => panic!("no output within {TIMEOUT:?}"),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("stdout closed; stderr: {}", self.stderr())
+            }
+        };
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        v
+    }
+
+    /// Sends a request and returns its response, checking the id.
+    #[track_caller]
+    fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        let v = self.recv();
+        assert_eq!(v["id"], id, "{v}");
+        v
+    }
+
+    fn initialize(&mut self) {
+        let v = self.request(
+            0,
+            "initialize",
+            json!({ "protocolVersion": VERSION, "capabilities": {}, "clientInfo": { "name": "it", "version": "0" } }),
+        );
+        assert_eq!(v["result"]["protocolVersion"], VERSION, "{v}");
+        self.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the process to exit (after stdin was closed).
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "conduit stdio did not exit on stdin EOF"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every stdout line left once stdout has closed, each checked as JSON.
+    fn remaining(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            match self.lines.recv_timeout(TIMEOUT) {
+                Ok(l) => out.push(
+                    serde_json::from_str(&l)
+                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}")),
+                ),
+                Err(RecvTimeoutError::Disconnected) => return out,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout did not close"),
+            }
+        }
+    }
+
+    /// All of stderr, once the process has exited.
+    fn stderr_after_exit(&mut self) -> String {
+        if let Some(h) = self.stderr_reader.take() {
+            h.join().unwrap();
+        }
+        self.stderr()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for StdioServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn stdio_serves_one_message_per_line_and_exits_0_on_eof() {
+    let mut s = StdioServer::spawn();
+    s.initialize();
+    let v = s.request(1, "ping", json!({}));
+    assert_eq!(v["result"], json!({}));
+    let v = s.request(2, "tools/list", json!({}));
+    let names: Vec<&str> = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"sleep"),
+        "{names:?}"
+    );
+    // Newlines inside a message never split it across lines.
+    let v = s.request(
+        3,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "text": "line one\nline two\r\n" } }),
+    );
+    assert_eq!(v["result"]["content"][0]["text"], "line one\nline two\r\n");
+    // Two messages in one write: two answers, in order.
+    s.send_raw(
+        b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\"}\n",
+    );
+    assert_eq!(s.recv()["id"], 4);
+    assert_eq!(s.recv()["id"], 5);
+    // A notification gets no answer: the next line answers the next request.
+    s.send(&json!({ "jsonrpc": "2.0", "method": "notifications/roots/list_changed" }));
+    assert_eq!(s.request(6, "ping", json!({}))["result"], json!({}));
+    s.close_stdin();
+    let st = s.wait();
+    assert_eq!(st.code(), Some(0), "exit status; stderr: {}", s.stderr());
+    assert!(s.remaining().is_empty(), "nothing unasked on stdout");
+}
+
+#[test]
+fn stdio_an_overlong_line_is_an_error_and_serving_continues() {
+    let mut s = StdioServer::spawn();
+    s.initialize();
+    // A well-formed request whose line is just over 4 MiB.
+    let mut line = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
+    let tail = br#""}}"#;
+    line.resize(4 * 1024 * 1024 + 1 - tail.len(), b'x');
+    line.extend_from_slice(tail);
+    assert_eq!(line.len(), 4 * 1024 * 1024 + 1);
+    line.push(b'\n');
+    s.send_raw(&line);
+    let v = s.recv();
+    assert!(v["id"].is_null(), "{v}");
+    let code = v["error"]["code"].as_i64().unwrap_or_else(|| panic!("{v}"));
+    assert!([-32600, -32700].contains(&code), "{v}");
+    // The rest of the long line was discarded, not read as messages.
+    assert_eq!(s.request(2, "ping", json!({}))["result"], json!({}));
+    // A line just under the cap is served.
+    let mut line = br#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":""#.to_vec();
+    line.resize(4 * 1024 * 1024 - 16, b'y');
+    line.extend_from_slice(tail);
+    line.push(b'\n');
+    s.send_raw(&line);
+    assert_eq!(s.recv()["id"], 3);
+    s.close_stdin();
+    assert_eq!(s.wait().code(), Some(0));
+}
+
+#[test]
+fn stdio_bad_lines_get_json_rpc_errors_and_serving_continues() {
+    let mut s = StdioServer::spawn();
+    s.initialize();
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    for (line, code) in [
+        (b"{".to_vec(), -32700),
+        (b"not json".to_vec(), -32700),
+        (vec![0xff, 0xfe, 0x80, 0x01], -32700),
+        (deep.into_bytes(), -32700),
+        (b"[]".to_vec(), -32600),
+        (
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#.to_vec(),
+            -32600,
+        ),
+        (
+            br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.to_vec(),
+            -32600,
+        ),
+        (b"5".to_vec(), -32600),
+    ] {
+        let mut l = line.clone();
+        l.push(b'\n');
+        s.send_raw(&l);
+        let v = s.recv();
+        assert_eq!(
+            v["error"]["code"],
+            code,
+            "{:?}: {v}",
+            String::from_utf8_lossy(&line[..line.len().min(40)])
+        );
+    }
+    // Blank lines are ignored.
+    s.send_raw(b"\n   \n");
+    let v = s.request(7, "no/such/method", json!({}));
+    assert_eq!(v["error"]["code"], -32601);
+    let v = s.request(8, "tools/call", json!({ "name": "nope" }));
+    assert_eq!(v["error"]["code"], -32602);
+    let v = s.request(
+        9,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "text": 1 } }),
+    );
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    s.close_stdin();
+    assert_eq!(s.wait().code(), Some(0));
+}
+
+#[test]
+fn stdio_progress_arrives_as_lines_and_cancellation_stops_a_call() {
+    let mut s = StdioServer::spawn();
+    s.initialize();
+    s.send(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "sleep", "arguments": { "ms": 50 }, "_meta": { "progressToken": "p" } } }));
+    let mut progress = Vec::new();
+    let done = loop {
+        let v = s.recv();
+        if v["method"] == "notifications/progress" {
+            assert_eq!(v["params"]["progressToken"], "p");
+            progress.push(v["params"]["progress"].as_f64().unwrap());
+        } else {
+            break v;
+        }
+    };
+    assert_eq!(done["id"], 1);
+    assert_eq!(done["result"]["content"][0]["text"], "slept 50 ms");
+    assert_eq!(progress.len(), 10);
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    // A long call, cancelled once its first progress shows it is running.
+    let start = Instant::now();
+    s.send(&json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": "sleep", "arguments": { "ms": 5000 }, "_meta": { "progressToken": "q" } } }));
+    assert_eq!(s.recv()["method"], "notifications/progress");
+    s.send(&json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 2 } }));
+    // Either a response for id 2 arrives soon, or (as the spec prefers) none;
+    // a ping sent now is answered either way, and well before 5 s.
+    s.send(&json!({ "jsonrpc": "2.0", "id": 3, "method": "ping" }));
+    loop {
+        let v = s.recv();
+        if v["id"] == 3 {
+            break;
+        }
+    }
+    // Closing stdin now exits promptly: the cancelled call is not waited for.
+    s.close_stdin();
+    for v in s.remaining() {
+        assert!(
+            v["method"] == "notifications/progress" || v["id"] == 2,
+            "{v}"
+        );
+    }
+    assert_eq!(s.wait().code(), Some(0));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "cancelled call took {took:?}"
+    );
+}
+
+#[test]
+fn stdio_eof_waits_for_running_calls_to_answer() {
+    let mut s = StdioServer::spawn();
+    s.initialize();
+    s.send(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "sleep", "arguments": { "ms": 200 } } }));
+    // A last line without a newline is still a message.
+    s.send_raw(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    s.close_stdin();
+    let out = s.remaining();
+    let last = out
+        .last()
+        .unwrap_or_else(|| panic!("no answer before exit"));
+    assert_eq!(last["id"], 1, "{out:?}");
+    assert_eq!(last["result"]["content"][0]["text"], "slept 200 ms");
+    assert_eq!(s.wait().code(), Some(0));
+}
+
+#[test]
+fn stdio_logs_go_to_stderr_and_stdout_stays_json() {
+    let mut s = StdioServer::spawn();
+    // Even before initialize, and with stateless requests mixed in.
+    let v = s.request(
+        1,
+        "server/discover",
+        json!({ "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                           "io.modelcontextprotocol/clientCapabilities": {} } }),
+    );
+    assert!(
+        v["result"]["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "2026-07-28"),
+        "{v}"
+    );
+    s.initialize();
+    s.request(2, "logging/setLevel", json!({ "level": "debug" }));
+    s.request(3, "resources/read", json!({ "uri": "conduit://readme" }));
+    // A response to nothing we asked is logged (at debug), not answered.
+    s.send(&json!({ "jsonrpc": "2.0", "id": "conduit-999", "result": {} }));
+    assert_eq!(s.request(4, "ping", json!({}))["result"], json!({}));
+    s.close_stdin();
+    // Every stdout line so far was parsed as JSON by `recv`; the rest too.
+    s.remaining();
+    assert_eq!(s.wait().code(), Some(0));
+    let logs = s.stderr_after_exit();
+    assert!(
+        logs.contains("no pending request"),
+        "the debug log went to stderr: {logs:?}"
+    );
+}
