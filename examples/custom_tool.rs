@@ -28,19 +28,23 @@ fn main() -> anyhow::Result<()> {
     let running = conduit::app::start(&cfg)?;
     let mcp = running.mcp().expect("MCP is enabled by default").clone();
 
-    let tool = Tool::typed("word_count", "Counts the words of a text.", |a: CountArgs, cx| {
-        let words: Vec<&str> = a.text.split_whitespace().collect();
-        if a.slow {
-            for (i, _) in words.iter().enumerate() {
-                // Runs on the tool pool: blocking is fine, cancellation is noticed.
-                if !cx.sleep(std::time::Duration::from_millis(100)) {
-                    return Err(ToolError::Cancelled);
+    let tool = Tool::typed(
+        "word_count",
+        "Counts the words of a text.",
+        |a: CountArgs, cx| {
+            let words: Vec<&str> = a.text.split_whitespace().collect();
+            if a.slow {
+                for (i, _) in words.iter().enumerate() {
+                    // Runs on the tool pool: blocking is fine, cancellation is noticed.
+                    if !cx.sleep(std::time::Duration::from_millis(100)) {
+                        return Err(ToolError::Cancelled);
+                    }
+                    cx.progress((i + 1) as f64, Some(words.len() as f64), None);
                 }
-                cx.progress((i + 1) as f64, Some(words.len() as f64), None);
             }
-        }
-        Ok(ToolResult::structured(json!({ "words": words.len() })))
-    })?
+            Ok(ToolResult::structured(json!({ "words": words.len() })))
+        },
+    )?
     .with_output_schema(json!({
         "type": "object",
         "properties": { "words": { "type": "integer" } },
@@ -53,7 +57,13 @@ fn main() -> anyhow::Result<()> {
         "motd",
         "Message of the day",
         "text/plain",
-        |uri| Ok(vec![Contents::Text { uri: uri.into(), mime: "text/plain".into(), text: "Hello from Conduit".into() }]),
+        |uri| {
+            Ok(vec![Contents::Text {
+                uri: uri.into(),
+                mime: "text/plain".into(),
+                text: "Hello from Conduit".into(),
+            }])
+        },
     ));
     mcp.registry.add_prompt(Prompt::new(
         "translate",
@@ -68,7 +78,10 @@ fn main() -> anyhow::Result<()> {
     // Clients connected before the registration learn about it.
     mcp.list_changed(ListKind::Tools);
 
-    println!("MCP server with word_count on http://{}/mcp (Ctrl-C to stop)", running.local_addr());
+    println!(
+        "MCP server with word_count on http://{}/mcp (Ctrl-C to stop)",
+        running.local_addr()
+    );
     running.join();
     Ok(())
 }
