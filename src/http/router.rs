@@ -2,7 +2,7 @@
 
 use super::handler::{Handler, Mode};
 use super::request::Method;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub enum Match<'r> {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
-    exact: HashMap<String, Vec<usize>>,
+    exact: FxHashMap<String, Vec<usize>>,
     patterned: Vec<usize>,
 }
 
