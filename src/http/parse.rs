@@ -122,7 +122,7 @@ fn split_target(
         start = scheme_len + auth_len;
     }
     let rest = target.get(start..).unwrap_or_default();
-    let (p_len, query) = match rest.find('?') {
+    let (p_len, query) = match memchr::memchr(b'?', rest.as_bytes()) {
         Some(q) => (q, Some(base + start + q + 1..base + target.len())),
         None => (rest.len(), None),
     };
