@@ -435,14 +435,24 @@ impl Conn {
                 if !chunked {
                     info.keep_alive = false;
                 }
+                // PERF: retry, the events known up front and (for a one-shot
+                // stream) the end go out with the head in one write
+                // (benches/mcp: SSE replies went from ~3 sendto per call to 1).
                 let mut first = bytes::BytesMut::new();
                 sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
+                first.extend_from_slice(&stream.initial);
                 put_stream_bytes(chunked, &first, io.wbuf);
                 self.svc.metrics.record(
                     info.route,
                     stream.head.status,
                     io.now.saturating_duration_since(info.started),
                 );
+                if stream.end {
+                    if chunked {
+                        io.wbuf.extend_from_slice(response::LAST_CHUNK);
+                    }
+                    return self.finish(info.keep_alive && chunked && !self.shutting_down, io);
+                }
                 self.state = State::Streaming(Box::new(Stream {
                     info,
                     shared: stream.shared,

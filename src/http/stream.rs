@@ -23,6 +23,10 @@ pub(crate) struct Shared {
 pub struct SseStream {
     pub(crate) shared: Arc<Shared>,
     pub(crate) head: Response,
+    /// Events known when the stream starts; written with its head.
+    pub(crate) initial: BytesMut,
+    /// End the stream right after `initial` (a one-shot stream).
+    pub(crate) end: bool,
 }
 
 impl SseStream {
@@ -43,6 +47,8 @@ impl SseStream {
             SseStream {
                 shared: shared.clone(),
                 head,
+                initial: BytesMut::new(),
+                end: false,
             },
             SseSender {
                 handle,
@@ -51,6 +57,20 @@ impl SseStream {
                 max_queued,
             },
         )
+    }
+
+    /// Adds an event sent together with the head: a stream whose first
+    /// events are known when it starts costs one write, not one per event.
+    pub fn push(&mut self, ev: &Event<'_>) -> Result<(), SendError> {
+        sse::encode(ev, &mut self.initial).map_err(SendError::Invalid)
+    }
+
+    /// Ends the stream right after its head and pushed events (a one-shot
+    /// stream: head, events and end in a single write).
+    pub fn end(mut self) -> SseStream {
+        self.end = true;
+        self.shared.closed.store(true, Ordering::Release);
+        self
     }
 
     /// Uses `extra`'s status and headers for the stream's head (its body is

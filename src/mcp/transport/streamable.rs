@@ -30,16 +30,27 @@ fn json_reply(status: u16, body: String, session: Option<&str>) -> Reply {
     Reply::Response(r)
 }
 
-/// One message as a single-event SSE stream (for clients that accept only SSE).
+/// One message as a single-event SSE stream (for clients that accept only
+/// SSE): head, event and end in one write.
 fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
-    let (stream, tx) = cx.sse();
-    let _ = tx.send_data(&body);
-    drop(tx);
+    let (mut stream, tx) = cx.sse();
+    let ev = crate::http::sse::Event {
+        event: None,
+        id: None,
+        data: &body,
+        retry_ms: None,
+    };
+    if stream.push(&ev).is_err() {
+        return json_reply(500, String::new(), None);
+    }
     let mut head = Response::new(200);
     if let Some(s) = session {
         head = head.header("Mcp-Session-Id", s.to_string());
     }
-    Reply::Sse(stream.with_head(head))
+    let stream = stream.with_head(head).end();
+    // Ended already: dropping the sender queues nothing.
+    drop(tx);
+    Reply::Sse(stream)
 }
 
 /// The HTTP status for a JSON-RPC error in a stateless (2026-07-28) reply (SEP-2575).
