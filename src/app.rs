@@ -256,7 +256,17 @@ impl Ticker {
                         Ok(l) => l,
                         Err(p) => p.into_inner(),
                     };
-                    list.retain(|tx| tx.send_data(&data).is_ok());
+                    // PERF: encoded once, shared by every stream (benches/load/sse.sh).
+                    let ev = crate::http::sse::Event {
+                        event: None,
+                        id: None,
+                        data: &data,
+                        retry_ms: None,
+                    };
+                    let Ok(bytes) = crate::http::encode_shared(&ev) else {
+                        continue;
+                    };
+                    list.retain(|tx| tx.send_encoded(&bytes).is_ok());
                 }
             });
         if let Err(e) = spawned {

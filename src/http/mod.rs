@@ -32,7 +32,7 @@ pub use metrics::Metrics;
 pub use request::{Method, Request};
 pub use response::Response;
 pub use router::{Match, Route, Router};
-pub use stream::{SendError, SseSender, SseStream};
+pub use stream::{encode_shared, SendError, SseSender, SseStream};
 
 use crate::net;
 use std::sync::Arc;

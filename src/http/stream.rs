@@ -4,7 +4,7 @@ use super::handler::Msg;
 use super::response::Response;
 use super::sse::{self, Event, SseError};
 use crate::net;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -87,6 +87,14 @@ impl SseStream {
     }
 }
 
+/// Encodes an event once, to be sent to many streams with
+/// [`SseSender::send_encoded`].
+pub fn encode_shared(ev: &Event<'_>) -> Result<Bytes, SseError> {
+    let mut buf = BytesMut::with_capacity(ev.data.len() + 32);
+    sse::encode(ev, &mut buf)?;
+    Ok(buf.freeze())
+}
+
 /// Why an event was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -149,7 +157,17 @@ impl SseSender {
         self.send_raw(buf)
     }
 
+    /// Queues an event encoded once with [`encode_shared`] — for fan-out:
+    /// every stream shares the same bytes (no per-stream encoding or copy).
+    pub fn send_encoded(&self, event: &Bytes) -> Result<(), SendError> {
+        self.send_bytes(event.clone())
+    }
+
     fn send_raw(&self, buf: BytesMut) -> Result<(), SendError> {
+        self.send_bytes(buf.freeze())
+    }
+
+    fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
@@ -163,7 +181,7 @@ impl SseSender {
         self.handle
             .send(Msg::SseData {
                 seq: self.seq,
-                bytes: buf.freeze(),
+                bytes,
             })
             .map_err(|_| SendError::Closed)
     }

@@ -69,10 +69,13 @@ fn stateless_status(e: &Error) -> u16 {
 
 /// An HTTP error carrying a JSON-RPC error with the request's id (if known).
 fn rpc_error(status: u16, id: Option<&RequestId>, code: i64, message: &str) -> Reply {
-    json_reply(
+    Reply::Response(rpc_error_response(status, id, code, message))
+}
+
+fn rpc_error_response(status: u16, id: Option<&RequestId>, code: i64, message: &str) -> Response {
+    Response::json(
         status,
         jsonrpc::encode_error(id, &jsonrpc::ErrorObject::new(code, message)),
-        None,
     )
 }
 
@@ -83,9 +86,9 @@ fn session_for(
     server: &Server,
     req: &Request,
     id: Option<&RequestId>,
-) -> Result<Arc<Session>, Reply> {
+) -> Result<Arc<Session>, Response> {
     let Some(sid) = req.header_str("mcp-session-id") else {
-        return Err(rpc_error(
+        return Err(rpc_error_response(
             400,
             id,
             INVALID_REQUEST,
@@ -93,13 +96,18 @@ fn session_for(
         ));
     };
     let Some(session) = server.sessions.get(sid).filter(|s| !s.legacy) else {
-        return Err(rpc_error(404, id, INVALID_REQUEST, "Session not found"));
+        return Err(rpc_error_response(
+            404,
+            id,
+            INVALID_REQUEST,
+            "Session not found",
+        ));
     };
     if let Some(v) = req.header_str("mcp-protocol-version") {
         // M7: an invalid or unsupported version header is refused.
         if !SESSION_VERSIONS.contains(&v) {
             let msg = format!("Bad Request: unsupported MCP-Protocol-Version {v:?}");
-            return Err(rpc_error(400, id, INVALID_REQUEST, &msg));
+            return Err(rpc_error_response(400, id, INVALID_REQUEST, &msg));
         }
     }
     Ok(session)
@@ -200,7 +208,7 @@ fn post_session(
     }
     let session = match session_for(server, req, id.as_ref()) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Reply::Response(r),
     };
     let version = session.version.clone();
     let framing = if version.as_str() >= "2025-03-26" {
@@ -406,7 +414,7 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
     }
     let session = match session_for(server, req, None) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Reply::Response(r),
     };
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
@@ -450,7 +458,6 @@ pub(crate) fn delete(server: &Arc<Server>, req: &mut Request) -> Response {
             server.sessions.remove(&session.id.0);
             Response::new(200)
         }
-        Err(Reply::Response(r)) => r,
-        Err(_) => http_error(404, INVALID_REQUEST, "Session not found"),
+        Err(r) => r,
     }
 }
