@@ -58,6 +58,9 @@ pub enum Error {
     /// The network layer failed to start.
     #[error(transparent)]
     Net(#[from] net::Error),
+    /// Authentication could not be set up.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::Error),
 }
 
 /// Starts Conduit with its built-in routes.
@@ -84,15 +87,17 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         None
     };
     extra(&mut router);
+    let guard = auth_guard(cfg, &mut router)?;
 
-    if !cfg.server.listen.ip().is_loopback() {
-        // SECURITY.md M3: a non-loopback bind is an explicit choice; say so.
-        tracing::warn!(listen = %cfg.server.listen, "listening on a non-loopback address");
+    if !cfg.server.listen.ip().is_loopback() && !cfg.auth.enabled {
+        // SECURITY.md M3: a non-loopback bind is an explicit choice and should come with auth.
+        tracing::warn!(listen = %cfg.server.listen, "listening on a non-loopback address without [auth]");
     }
     let service = http::Service {
         router,
         limits: cfg.http.clone(),
         metrics,
+        guard,
     };
     let server = http::serve(cfg.server.clone(), service)?;
     tracing::info!(
@@ -101,6 +106,35 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         "conduit listening"
     );
     Ok(Running { server, ready, mcp })
+}
+
+/// Bearer-token auth when `[auth] enabled`: serves the RFC 9728 metadata
+/// and leaves health checks and metadata public.
+fn auth_guard(cfg: &Config, router: &mut Router) -> Result<Option<Arc<dyn http::Guard>>, Error> {
+    router.public("/health/live").public("/health/ready");
+    if !cfg.auth.enabled {
+        return Ok(None);
+    }
+    let auth = Arc::new(crate::auth::BearerAuth::new(&cfg.auth)?);
+    let doc = auth.metadata().to_string();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let doc = doc.clone();
+        router
+            .route(
+                Method::Get,
+                path,
+                Mode::Inline,
+                move |_: &mut Request, _: &mut Cx<'_>| {
+                    Reply::Response(Response::json(200, doc.clone()))
+                },
+            )
+            .public(path);
+    }
+    tracing::info!(resource = %cfg.auth.resource, "bearer-token authentication is on");
+    Ok(Some(auth))
 }
 
 /// The MCP server with the built-in tools (and the conformance fixtures if configured).

@@ -81,6 +81,8 @@ pub struct Config {
     pub demo: DemoConfig,
     /// MCP server (`[mcp]`).
     pub mcp: crate::mcp::McpConfig,
+    /// Bearer-token authentication (`[auth]`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Why a configuration was refused.
@@ -110,7 +112,7 @@ pub enum Error {
     Inconsistent(String),
 }
 
-const SECTIONS: [&str; 6] = ["server", "http", "workers", "log", "demo", "mcp"];
+const SECTIONS: [&str; 7] = ["server", "http", "workers", "log", "demo", "mcp", "auth"];
 
 /// Reads a TOML value written on a command line or in an env var: numbers
 /// and booleans as such, anything else as a string.

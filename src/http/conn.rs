@@ -358,6 +358,16 @@ impl Conn {
             };
             return self.respond(resp, &mut info, io);
         };
+        // Authentication runs before any handler, on every route not marked public.
+        if let (Some(guard), false) = (&svc.guard, route.public) {
+            match guard.check(req) {
+                Ok(principal) => req.principal = principal,
+                Err(resp) => {
+                    // The body was read; the connection stays usable.
+                    return self.respond(resp, &mut info, io);
+                }
+            }
+        }
         match route.mode {
             Mode::Inline => {
                 let handle = || io.handle();

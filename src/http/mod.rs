@@ -37,8 +37,15 @@ pub use stream::{encode_shared, SendError, SseSender, SseStream};
 use crate::net;
 use std::sync::Arc;
 
+/// Authenticates requests before their handlers run (every route not marked
+/// [`Router::public`]).
+pub trait Guard: Send + Sync + 'static {
+    /// The principal the request is authenticated as (`None` if the guard
+    /// does not name one), or the response that refuses it (401/403/400).
+    fn check(&self, req: &Request) -> Result<Option<String>, Response>;
+}
+
 /// Everything the connections of one server share.
-#[derive(Debug)]
 pub struct Service {
     /// The routes.
     pub router: Router,
@@ -46,6 +53,17 @@ pub struct Service {
     pub limits: Limits,
     /// Where request metrics go.
     pub metrics: Metrics,
+    /// Authentication, if on.
+    pub guard: Option<Arc<dyn Guard>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("router", &self.router)
+            .field("auth", &self.guard.is_some())
+            .finish()
+    }
 }
 
 /// Starts serving `service` with the network settings in `net_cfg`.

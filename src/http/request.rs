@@ -73,6 +73,7 @@ pub struct Request {
     pub(crate) params: Vec<(String, Range<usize>)>,
     pub(crate) body: Vec<u8>,
     pub(crate) keep_alive: bool,
+    pub(crate) principal: Option<String>,
 }
 
 impl Request {
@@ -169,6 +170,12 @@ impl Request {
         std::mem::take(&mut self.body)
     }
 
+    /// Who made the request, as established by the server's [`super::Guard`]
+    /// (e.g. a token's `sub`); `None` when authentication is off.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
     /// Whether the connection stays open after this request's response.
     pub fn is_keep_alive(&self) -> bool {
         self.keep_alive
@@ -215,5 +222,6 @@ impl Request {
         self.body.clear();
         self.query = None;
         self.authority = None;
+        self.principal = None;
     }
 }

@@ -22,6 +22,8 @@ pub struct Route {
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) mode: Mode,
     pub(crate) max_body_bytes: Option<u64>,
+    /// Served without authentication (health checks, auth metadata).
+    pub(crate) public: bool,
     /// Position in the router, used as the metrics label index.
     pub(crate) index: usize,
 }
@@ -164,6 +166,7 @@ impl Router {
         let index = self.routes.len();
         let label: &'static str = Box::leak(pattern.to_string().into_boxed_str());
         self.routes.push(Route {
+            public: false,
             method,
             pattern: pattern.to_string(),
             label,
@@ -188,6 +191,15 @@ impl Router {
                 self.exact.entry(r.pattern.clone()).or_default().push(i);
             }
         }
+    }
+
+    /// Marks the routes with `pattern` (every method) as public: a
+    /// [`super::Guard`] never checks them.
+    pub fn public(&mut self, pattern: &str) -> &mut Router {
+        for r in self.routes.iter_mut().filter(|r| r.pattern == pattern) {
+            r.public = true;
+        }
+        self
     }
 
     /// All routes, in registration order.

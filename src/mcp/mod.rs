@@ -47,6 +47,8 @@ pub struct McpConfig {
     pub instructions: Option<String>,
     /// Most sessions at once; `initialize` beyond it is refused. Default 1000.
     pub max_sessions: usize,
+    /// Most sessions one authenticated principal may hold (M6). Default 100.
+    pub max_sessions_per_principal: usize,
     /// A session unused this long (and with no open stream or running call) expires. Default 30 min.
     #[serde(with = "duration_ms", rename = "session_idle_timeout_ms")]
     pub session_idle_timeout: Duration,
@@ -82,6 +84,7 @@ impl Default for McpConfig {
             server_name: "conduit".into(),
             instructions: None,
             max_sessions: 1000,
+            max_sessions_per_principal: 100,
             session_idle_timeout: Duration::from_secs(30 * 60),
             tool_threads: 32,
             max_body_bytes: 4 * 1024 * 1024,

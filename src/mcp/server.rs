@@ -191,7 +191,8 @@ fn str_param<'a>(p: &'a Map<String, Value>, k: &str) -> Result<&'a str, Error> {
 impl Server {
     /// A server with an empty registry.
     pub fn new(cfg: McpConfig) -> Arc<Server> {
-        let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout);
+        let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout)
+            .with_max_per_principal(cfg.max_sessions_per_principal);
         let pool = ToolPool::new(cfg.tool_threads);
         let state_key = match &cfg.state_secret {
             Some(secret) => StateKey::from_secret(secret.as_bytes()),
@@ -394,7 +395,13 @@ impl Server {
     }
 
     /// `initialize`: creates a session and returns it with the encoded result.
-    pub fn initialize(&self, r: &Request, legacy: bool) -> Result<(Arc<Session>, String), Error> {
+    /// `principal` (with auth on) binds the session to whoever opened it (M6).
+    pub fn initialize(
+        &self,
+        r: &Request,
+        legacy: bool,
+        principal: Option<String>,
+    ) -> Result<(Arc<Session>, String), Error> {
         let version = Self::negotiate(r);
         let caps = r
             .params
@@ -404,7 +411,7 @@ impl Server {
         let info = r.params.get("clientInfo").cloned().unwrap_or(Value::Null);
         let session = self
             .sessions
-            .create(Session::new(version, caps, info, legacy))
+            .create(Session::new(version, caps, info, legacy).with_principal(principal))
             .map_err(|_| Error::Internal("too many sessions; try again later".into()))?;
         let enc = self.initialize_result(r, version);
         Ok((session, enc))
@@ -451,7 +458,7 @@ impl Server {
         match r.method.as_str() {
             "initialize" => match era {
                 Era::Session(_) => {
-                    let (s, enc) = self.initialize(&r, false)?;
+                    let (s, enc) = self.initialize(&r, false, None)?;
                     Ok(Outcome::Initialized(s, enc))
                 }
                 Era::Stateless(_) => Err(Error::MethodNotFound(

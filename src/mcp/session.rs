@@ -45,6 +45,8 @@ pub struct Session {
     pub version: String,
     /// Opened through the 2024-11-05 HTTP+SSE transport.
     pub legacy: bool,
+    /// Who opened it (with auth on): only the same principal may use it (M6).
+    pub principal: Option<String>,
     client_caps: Mutex<Value>,
     client_info: Mutex<Value>,
     log_level: AtomicU8,
@@ -80,6 +82,7 @@ impl Session {
             id: SessionId::random(),
             version: version.to_string(),
             legacy,
+            principal: None,
             client_caps: Mutex::new(client_caps),
             client_info: Mutex::new(client_info),
             log_level: AtomicU8::new(0),
@@ -93,6 +96,12 @@ impl Session {
             transport: Mutex::new(Default::default()),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// Binds the session to the principal that opened it (M6).
+    pub(crate) fn with_principal(mut self, principal: Option<String>) -> Session {
+        self.principal = principal;
+        self
     }
 
     /// The capabilities the client declared at `initialize`.
@@ -217,6 +226,7 @@ pub struct Full;
 pub struct SessionStore {
     map: RwLock<HashMap<SessionId, Arc<Session>>>,
     max: usize,
+    max_per_principal: usize,
     idle: Duration,
 }
 
@@ -226,8 +236,15 @@ impl SessionStore {
         SessionStore {
             map: RwLock::new(HashMap::new()),
             max,
+            max_per_principal: usize::MAX,
             idle,
         }
+    }
+
+    /// Caps the sessions one principal may hold (M6).
+    pub fn with_max_per_principal(mut self, n: usize) -> SessionStore {
+        self.max_per_principal = n;
+        self
     }
 
     /// Creates a session, first evicting expired ones if the store is full.
@@ -248,6 +265,15 @@ impl SessionStore {
                 keep
             });
             if m.len() >= self.max {
+                return Err(Full);
+            }
+        }
+        if let Some(p) = &s.principal {
+            let held = m
+                .values()
+                .filter(|x| x.principal.as_ref() == Some(p))
+                .count();
+            if held >= self.max_per_principal {
                 return Err(Full);
             }
         }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod auth;
 mod basics;
 mod http_limits;
 mod mcp_http;

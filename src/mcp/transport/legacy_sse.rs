@@ -26,12 +26,11 @@ pub(crate) fn open(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
         )
         .into();
     }
-    let session = match server.sessions.create(Session::new(
-        "2024-11-05",
-        json!({}),
-        serde_json::Value::Null,
-        true,
-    )) {
+    let principal = req.principal().map(str::to_string);
+    let session = match server.sessions.create(
+        Session::new("2024-11-05", json!({}), serde_json::Value::Null, true)
+            .with_principal(principal),
+    ) {
         Ok(s) => s,
         Err(_) => {
             return http_error(
@@ -63,7 +62,12 @@ pub(crate) fn open(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
 
 /// `POST /mcp?sessionId=…`: answered 202; the JSON-RPC reply goes over the stream.
 pub(crate) fn post(server: &Arc<Server>, sid: &str, req: &mut Request) -> Response {
-    let Some(session) = server.sessions.get(sid).filter(|s| s.legacy) else {
+    // M6: only the principal that opened the stream may post to it.
+    let Some(session) = server
+        .sessions
+        .get(sid)
+        .filter(|s| s.legacy && s.principal.as_deref() == req.principal())
+    else {
         return http_error(404, INVALID_REQUEST, "Session not found");
     };
     if !session.has_live_standalone() {

@@ -95,7 +95,12 @@ fn session_for(
             "Bad Request: Mcp-Session-Id header is required",
         ));
     };
-    let Some(session) = server.sessions.get(sid).filter(|s| !s.legacy) else {
+    // M6: a session is usable only by the principal that opened it.
+    let Some(session) = server
+        .sessions
+        .get(sid)
+        .filter(|s| !s.legacy && s.principal.as_deref() == req.principal())
+    else {
         return Err(rpc_error_response(
             404,
             id,
@@ -195,7 +200,7 @@ fn post_session(
     };
     if let Message::Request(r) = &msg {
         if r.method == "initialize" {
-            return match server.initialize(r, false) {
+            return match server.initialize(r, false, req.principal().map(str::to_string)) {
                 Ok((s, body)) if json_ok => json_reply(200, body, Some(&s.id.0)),
                 Ok((s, body)) => sse_reply(cx, body, Some(&s.id.0)),
                 Err(e) => json_reply(
