@@ -712,6 +712,25 @@ fn stateless_fixtures(reg: &Registry, server: &std::sync::Arc<super::Server>) {
     add_tool(
         reg,
         Tool::new(
+            "test_custom_header",
+            "Echoes a region that also travels in the Mcp-Param-Region header (SEP-2243)",
+            json!({
+                "type": "object",
+                "properties": { "region": { "type": "string", "x-mcp-header": "Region" } },
+                "required": ["region"]
+            }),
+            |args, _| {
+                let region = args
+                    .get("region")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Ok(ToolResult::text(format!("region: {region}")))
+            },
+        ),
+    );
+    add_tool(
+        reg,
+        Tool::new(
             "test_missing_capability",
             "Needs the client's sampling capability",
             no_args(),

@@ -293,7 +293,9 @@ fn post_stateless(
         Ok(st) => st,
         Err(e) => return fail(e),
     };
-    if let Err(e) = check_stateless_headers(req, &msg, &st) {
+    if let Err(e) = check_stateless_headers(req, &msg, &st)
+        .and_then(|()| check_param_headers(server, req, &msg))
+    {
         return fail(e);
     }
     if let Message::Request(r) = &msg {
@@ -402,6 +404,85 @@ fn check_stateless_headers(
     Ok(())
 }
 
+/// SEP-2243: a `tools/call` argument whose schema names an `x-mcp-header`
+/// must travel in `Mcp-Param-<name>` too (plain, or `=?base64?…?=`), equal
+/// to the body's value; a missing, undecodable or different header is a
+/// HeaderMismatch (400, -32020).
+fn check_param_headers(server: &Server, req: &Request, msg: &Message) -> Result<(), Error> {
+    let Message::Request(r) = msg else {
+        return Ok(());
+    };
+    if r.method != "tools/call" {
+        return Ok(());
+    }
+    let Some(name) = r.params.get("name").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    let snap = server.registry.snapshot();
+    let Some(tool) = snap.tool(name) else {
+        return Ok(());
+    };
+    let Some(props) = tool
+        .def
+        .get("inputSchema")
+        .and_then(|s| s.get("properties"))
+        .and_then(|p| p.as_object())
+    else {
+        return Ok(());
+    };
+    let args = r.params.get("arguments");
+    for (prop, schema) in props {
+        let Some(header) = schema.get("x-mcp-header").and_then(|h| h.as_str()) else {
+            continue;
+        };
+        let body = args.and_then(|a| a.get(prop)).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let sent = req.header_str(&format!("mcp-param-{header}"));
+        match (body, sent) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::HeaderMismatch(format!(
+                    "Mcp-Param-{header} header is required for argument {prop}"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::HeaderMismatch(format!(
+                    "Mcp-Param-{header} header names an argument the body lacks"
+                )))
+            }
+            (Some(b), Some(h)) => {
+                let decoded = decode_param(h).ok_or_else(|| {
+                    Error::HeaderMismatch(format!("Mcp-Param-{header}: invalid Base64 value"))
+                })?;
+                if decoded != b {
+                    return Err(Error::HeaderMismatch(format!(
+                        "Mcp-Param-{header} header does not match argument {prop}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An `Mcp-Param-*` value: `=?base64?<standard Base64, padded>?=` is
+/// decoded (and must be valid UTF-8); anything else is taken literally.
+fn decode_param(v: &str) -> Option<String> {
+    use base64::Engine;
+    let Some(inner) = v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    else {
+        return Some(v.to_string());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(inner)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// `GET /mcp`: the session's server-to-client stream, or a resumed stream
 /// (`Last-Event-ID`).
 pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> Reply {
@@ -464,5 +545,34 @@ pub(crate) fn delete(server: &Arc<Server>, req: &mut Request) -> Response {
             Response::new(200)
         }
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_param;
+
+    #[test]
+    fn param_headers_decode_base64_or_stay_literal() {
+        assert_eq!(
+            decode_param("=?base64?SGVsbG8=?=").as_deref(),
+            Some("Hello")
+        );
+        assert_eq!(
+            decode_param("=?base64?SGVsbG8?=").as_deref(),
+            None,
+            "padding is required"
+        );
+        assert_eq!(decode_param("=?base64?SGVs!!!bG8=?=").as_deref(), None);
+        assert_eq!(
+            decode_param("SGVsbG8=").as_deref(),
+            Some("SGVsbG8="),
+            "no wrapper: literal"
+        );
+        assert_eq!(
+            decode_param("=?base64?SGVsbG8=").as_deref(),
+            Some("=?base64?SGVsbG8="),
+            "no suffix: literal"
+        );
     }
 }
