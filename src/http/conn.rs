@@ -487,9 +487,14 @@ impl Conn {
                 "handler set a header with CR, LF or NUL, or a framing header; answered 500"
             );
         }
-        self.svc
-            .metrics
-            .record(info.route, resp.status, info.started.elapsed());
+        // PERF: one clock read per batch of pipelined requests, not per
+        // request (perf: clock_gettime was 4.5% of pipelined server CPU).
+        let end = *self.clock.get_or_insert_with(Instant::now);
+        self.svc.metrics.record(
+            info.route,
+            resp.status,
+            end.saturating_duration_since(info.started),
+        );
         self.finish(info.keep_alive, io)
     }
 

@@ -82,7 +82,7 @@ pub fn analyze(version: u8, headers: &[httparse::Header<'_>]) -> Result<Framing,
             te.add_field(value);
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
-            host_valid &= is_valid_host(value);
+            host_valid &= is_valid_host_cached(value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in list_elements(value) {
                 conn_close |= token.eq_ignore_ascii_case(b"close");
@@ -187,6 +187,38 @@ pub fn is_valid_host(value: &[u8]) -> bool {
         }
     };
     is_port(port)
+}
+
+thread_local! {
+    /// The last Host value this thread found valid: clients send the same
+    /// Host on every request, so most requests skip the grammar check.
+    static LAST_VALID_HOST: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Longest Host value remembered by the cache.
+const HOST_CACHE_MAX: usize = 256;
+
+/// [`is_valid_host`], remembering the last valid value per thread.
+fn is_valid_host_cached(value: &[u8]) -> bool {
+    // PERF: a memcmp instead of the grammar walk (perf: is_valid_host was
+    // 2.1% of server CPU in pipelined /plaintext).
+    let hit = LAST_VALID_HOST.with(|c| {
+        c.try_borrow()
+            .is_ok_and(|last| !last.is_empty() && last.as_slice() == value)
+    });
+    if hit {
+        return true;
+    }
+    let ok = is_valid_host(value);
+    if ok && !value.is_empty() && value.len() <= HOST_CACHE_MAX {
+        LAST_VALID_HOST.with(|c| {
+            if let Ok(mut last) = c.try_borrow_mut() {
+                last.clear();
+                last.extend_from_slice(value);
+            }
+        });
+    }
+    ok
 }
 
 /// Checks a complete raw head for what httparse accepts but we reject.
