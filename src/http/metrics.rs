@@ -53,7 +53,6 @@ struct RouteStats {
     by_status: Box<[AtomicU64]>,
     buckets: [AtomicU64; BUCKETS_NS.len() + 1],
     sum_ns: AtomicU64,
-    count: AtomicU64,
 }
 
 impl RouteStats {
@@ -63,7 +62,6 @@ impl RouteStats {
             by_status: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
             buckets: Default::default(),
             sum_ns: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 }
@@ -134,8 +132,8 @@ impl Metrics {
         if let Some(b) = stats.buckets.get(bi) {
             b.fetch_add(1, Ordering::Relaxed);
         }
+        // The count is the sum of the buckets: one atomic fewer per request.
         stats.sum_ns.fetch_add(ns, Ordering::Relaxed);
-        stats.count.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -169,7 +167,7 @@ impl Collector for Metrics {
             MetricType::Histogram,
         )?;
         for r in routes {
-            let count = r.count.load(Ordering::Relaxed);
+            let count: u64 = r.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
             if count == 0 {
                 continue;
             }
