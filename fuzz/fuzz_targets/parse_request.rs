@@ -4,8 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut req = Request::default();
-    if let Ok(Some((len, _))) = parse_head(data, &Limits::default(), &mut req) {
+    if let Ok(Some((len, _, path))) = parse_head(data, &Limits::default(), &mut req) {
         assert!(len <= data.len());
-        let _ = (req.path(), req.query(), req.host(), req.headers().count());
+        assert_eq!(path, req.path());
+        let _ = (req.query(), req.host(), req.headers().count());
     }
 });

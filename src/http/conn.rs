@@ -196,7 +196,7 @@ impl Conn {
                 return Step::Done(self.fail_internal(io));
             };
             let parsed = parse_head(io.rbuf, &self.svc.limits, &mut req);
-            let (head_len, fr) = match parsed {
+            let (head_len, fr, path) = match parsed {
                 Ok(Some(h)) => h,
                 Ok(None) => {
                     if io.eof {
@@ -216,10 +216,8 @@ impl Conn {
                     return Step::Done(self.fail_with(e, head_only, io));
                 }
             };
-            io.rbuf.advance(head_len);
-
             let mut params = std::mem::take(&mut req.params);
-            let target = match self.svc.router.find(req.method, req.path(), &mut params) {
+            let target = match self.svc.router.find(req.method, path, &mut params) {
                 Match::Found(r) => Target::Route(r.index),
                 Match::NotFound => Target::NotFound,
                 Match::MethodNotAllowed(allow) => Target::NotAllowed(allow),
@@ -230,6 +228,7 @@ impl Conn {
                 *r = r.start + base..r.end + base;
             }
             req.params = params;
+            io.rbuf.advance(head_len);
             let max_body = match &target {
                 Target::Route(i) => self
                     .svc
