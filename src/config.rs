@@ -83,6 +83,8 @@ pub struct Config {
     pub mcp: crate::mcp::McpConfig,
     /// Bearer-token authentication (`[auth]`).
     pub auth: crate::auth::AuthConfig,
+    /// ONNX inference (`[ml]`).
+    pub ml: crate::ml::MlConfig,
 }
 
 /// Why a configuration was refused.
@@ -112,7 +114,9 @@ pub enum Error {
     Inconsistent(String),
 }
 
-const SECTIONS: [&str; 7] = ["server", "http", "workers", "log", "demo", "mcp", "auth"];
+const SECTIONS: [&str; 8] = [
+    "server", "http", "workers", "log", "demo", "mcp", "auth", "ml",
+];
 
 /// Reads a TOML value written on a command line or in an env var: numbers
 /// and booleans as such, anything else as a string.

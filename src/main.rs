@@ -99,6 +99,11 @@ fn init_logging(cfg: &config::LogConfig) {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
+    // Inference needs the ONNX Runtime library; HTTP and MCP do not.
+    match conduit::ml::Runtime::get(&cfg.ml) {
+        Ok(rt) => tracing::info!(library = %rt.path().display(), "ONNX Runtime loaded"),
+        Err(e) => tracing::warn!(error = %e, "inference is off"),
+    }
     let running = conduit::app::start(&cfg).context("starting the server")?;
     let stop = running.shutdown_handle();
     let mut signals = signal_hook::iterator::Signals::new([

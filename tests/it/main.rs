@@ -7,6 +7,7 @@ mod basics;
 mod http_limits;
 mod mcp_http;
 mod mcp_stdio;
+mod ml_runtime;
 mod shutdown;
 mod smuggling;
 mod sse;
