@@ -403,12 +403,7 @@ impl Server {
         principal: Option<String>,
     ) -> Result<(Arc<Session>, String), Error> {
         let version = Self::negotiate(r);
-        let caps = r
-            .params
-            .get("capabilities")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let info = r.params.get("clientInfo").cloned().unwrap_or(Value::Null);
+        let (caps, info) = client_of(r);
         let session = self
             .sessions
             .create(Session::new(version, caps, info, legacy).with_principal(principal))
@@ -419,12 +414,7 @@ impl Server {
 
     /// `initialize` on a legacy HTTP+SSE session, which exists from the moment its stream opened.
     pub fn initialize_existing(&self, session: &Session, r: &Request) -> String {
-        let caps = r
-            .params
-            .get("capabilities")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let info = r.params.get("clientInfo").cloned().unwrap_or(Value::Null);
+        let (caps, info) = client_of(r);
         session.set_client(caps, info);
         self.initialize_result(r, Self::negotiate(r))
     }
@@ -719,6 +709,19 @@ impl Server {
         }
         Ok(jsonrpc::encode_result(id, &v))
     }
+}
+
+/// An `initialize` request's client capabilities and `clientInfo`.
+fn client_of(r: &Request) -> (Value, Value) {
+    let caps = r
+        .params
+        .get("capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    (
+        caps,
+        r.params.get("clientInfo").cloned().unwrap_or(Value::Null),
+    )
 }
 
 /// 2026-07-28 caching hints on list and read results.

@@ -244,7 +244,6 @@ pub(crate) struct CallSink {
     framing: Framing,
     priming: bool,
     max_replay: usize,
-    extra_headers: Vec<(&'static str, String)>,
 }
 
 impl CallSink {
@@ -257,7 +256,6 @@ impl CallSink {
         framing: Framing,
         priming: bool,
         max_replay: usize,
-        extra_headers: Vec<(&'static str, String)>,
     ) -> Arc<CallSink> {
         Arc::new(CallSink {
             responder: Mutex::new(Some(responder)),
@@ -268,16 +266,7 @@ impl CallSink {
             framing,
             priming,
             max_replay,
-            extra_headers,
         })
-    }
-
-    fn head(&self, status: u16) -> Response {
-        let mut r = Response::new(status);
-        for (n, v) in &self.extra_headers {
-            r = r.header(*n, v.clone());
-        }
-        r
     }
 
     /// The call's stream, opening it (and answering the HTTP request with it) if needed.
@@ -290,7 +279,7 @@ impl CallSink {
             return None;
         }
         let responder = lock(&self.responder).take()?;
-        let tx = responder.sse(self.head(200)).ok()?;
+        let tx = responder.sse(Response::new(200)).ok()?;
         let s = StreamState::new(self.framing, self.max_replay);
         s.attach(tx, None, self.priming);
         if let Some(sess) = &self.session {
@@ -326,11 +315,7 @@ impl CallSink {
             return;
         }
         if let Some(r) = lock(&self.responder).take() {
-            let mut resp = Response::json(status, json);
-            for (n, v) in &self.extra_headers {
-                resp = resp.header(*n, v.clone());
-            }
-            let _ = r.respond(resp);
+            let _ = r.respond(Response::json(status, json));
         }
     }
 }

@@ -233,7 +233,6 @@ fn post_session(
             framing,
             priming,
             replay,
-            Vec::new(),
         );
         let s2 = sink.clone();
         Deferred {
@@ -314,7 +313,6 @@ fn post_stateless(
             Framing::Plain,
             false,
             replay,
-            Vec::new(),
         );
         let s2 = sink.clone();
         Deferred {
