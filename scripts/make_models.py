@@ -1,0 +1,127 @@
+"""Makes the ONNX models Conduit ships and tests with, with the `onnx` package.
+
+usage: python3 scripts/make_models.py [REPO_ROOT]
+
+Writes (deterministically, fixed seeds):
+- models/demo/model.onnx + config.toml: the demo model `scripts/run` serves:
+  a 4 -> 8 -> 3 MLP with ReLU and softmax, dynamic batch dimension.
+- tests/fixtures/models/mlp/model.onnx: an MLP 16 -> 32 -> 4, dynamic batch.
+- tests/fixtures/models/two_io/model.onnx: inputs `ids` (int64 [N,3]) and
+  `scale` (float32 [N,1]); outputs `sum` (int64 [N,1]) and `scaled`
+  (float32 [N,3] = ids * scale).
+- tests/fixtures/models/expected.json: inputs and the outputs numpy computes
+  for them, so tests can check ONNX Runtime's answers.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def save(model, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def mlp(name, sizes, seed, softmax):
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    prev = "input"
+    weights = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        w = rng.standard_normal((a, b)).astype(np.float32) * 0.5
+        bias = rng.standard_normal((b,)).astype(np.float32) * 0.1
+        weights.append((w, bias))
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"mm{i}"]))
+        out = f"h{i}" if i < len(sizes) - 2 or softmax else "output"
+        nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [out]))
+        prev = out
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", [prev], ["output"], axis=-1))
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", sizes[0]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", sizes[-1]])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit"), weights
+
+
+def run_mlp(weights, x, softmax):
+    h = x
+    for i, (w, b) in enumerate(weights):
+        h = h @ w + b
+        if i < len(weights) - 1:
+            h = np.maximum(h, 0)
+    if softmax:
+        e = np.exp(h - h.max(axis=-1, keepdims=True))
+        h = e / e.sum(axis=-1, keepdims=True)
+    return h
+
+
+def two_io():
+    nodes = [
+        helper.make_node("ReduceSum", ["ids", "axes"], ["sum"], keepdims=1),
+        helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["ids_f", "scale"], ["scaled"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_io",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 3]),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["batch", 1]),
+        ],
+        [
+            helper.make_tensor_value_info("sum", TensorProto.INT64, ["batch", 1]),
+            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
+def main():
+    demo, demo_w = mlp("demo", [4, 8, 3], seed=1, softmax=True)
+    save(demo, os.path.join(ROOT, "models/demo/model.onnx"))
+    with open(os.path.join(ROOT, "models/demo/config.toml"), "w") as f:
+        f.write("# The demo model: a 4 -> 8 -> 3 MLP with softmax (scripts/make_models.py).\n")
+        f.write("max_batch_size = 32\nmax_queue_delay_us = 500\n")
+    m, mlp_w = mlp("mlp", [16, 32, 4], seed=2, softmax=False)
+    save(m, os.path.join(ROOT, "tests/fixtures/models/mlp/model.onnx"))
+    save(two_io(), os.path.join(ROOT, "tests/fixtures/models/two_io/model.onnx"))
+
+    rng = np.random.default_rng(3)
+    demo_x = rng.standard_normal((2, 4)).astype(np.float32)
+    mlp_x = rng.standard_normal((3, 16)).astype(np.float32)
+    ids = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)
+    scale = np.array([[0.5], [2.0]], dtype=np.float32)
+    expected = {
+        "demo": {"input": demo_x.tolist(), "output": run_mlp(demo_w, demo_x, True).tolist()},
+        "mlp": {"input": mlp_x.tolist(), "output": run_mlp(mlp_w, mlp_x, False).tolist()},
+        "two_io": {
+            "ids": ids.tolist(),
+            "scale": scale.tolist(),
+            "sum": ids.sum(axis=1, keepdims=True).tolist(),
+            "scaled": (ids.astype(np.float32) * scale).tolist(),
+        },
+    }
+    with open(os.path.join(ROOT, "tests/fixtures/models/expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
