@@ -518,27 +518,23 @@ impl Conn {
     }
 
     fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
-        let resp = Response::text(e.status(), format!("{e}\n"));
+        self.svc.metrics.record(None, e.status(), Duration::ZERO);
+        tracing::debug!(error = %e, status = e.status(), "rejected request");
+        self.close_with(&Response::text(e.status(), format!("{e}\n")), head_only, io)
+    }
+
+    fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.close_with(&Response::text(500, "internal error\n"), false, io)
+    }
+
+    /// Writes `resp` with `Connection: close` (R4) and closes after it.
+    fn close_with(&mut self, resp: &Response, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
         let f = response::Framing {
             head_only,
             keep_alive: false,
             http10: false,
         };
-        response::encode(&resp, f, &date::now(io.now), io.wbuf);
-        self.svc.metrics.record(None, e.status(), Duration::ZERO);
-        tracing::debug!(error = %e, status = e.status(), "rejected request");
-        self.state = State::Closing;
-        Next::close_after_write()
-    }
-
-    fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {
-        let resp = Response::text(500, "internal error\n");
-        let f = response::Framing {
-            head_only: false,
-            keep_alive: false,
-            http10: false,
-        };
-        response::encode(&resp, f, &date::now(io.now), io.wbuf);
+        response::encode(resp, f, &date::now(io.now), io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
     }

@@ -281,7 +281,21 @@ pub fn encode_chunk(payload: &[u8], out: &mut BytesMut) {
     if payload.is_empty() {
         return;
     }
-    out.extend_from_slice(format!("{:x}\r\n", payload.len()).as_bytes());
+    // PERF: hex size on the stack; this runs once per SSE event.
+    let mut size = [0u8; 18];
+    let mut i = 16;
+    let mut n = payload.len();
+    loop {
+        i -= 1;
+        size[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    size[16] = b'\r';
+    size[17] = b'\n';
+    out.extend_from_slice(&size[i..]);
     out.extend_from_slice(payload);
     out.extend_from_slice(b"\r\n");
 }

@@ -128,6 +128,15 @@ fn wav_b64() -> String {
     base64::engine::general_purpose::STANDARD.encode(w)
 }
 
+/// The text result the elicitation fixtures return for the client's answer.
+fn elicitation_summary(r: &Value) -> ToolResult {
+    let action = r.get("action").and_then(Value::as_str).unwrap_or("unknown");
+    let content = r.get("content").cloned().unwrap_or(Value::Null);
+    ToolResult::text(format!(
+        "Elicitation completed: action={action}, content={content}"
+    ))
+}
+
 fn no_args() -> Value {
     json!({ "type": "object", "properties": {} })
 }
@@ -303,11 +312,7 @@ pub fn conformance(reg: &Registry, server: &std::sync::Arc<super::Server>) {
                     "required": []
                 }
             }))?;
-                let action = r.get("action").and_then(Value::as_str).unwrap_or("unknown");
-                let content = r.get("content").cloned().unwrap_or(Value::Null);
-                Ok(ToolResult::text(format!(
-                    "Elicitation completed: action={action}, content={content}"
-                )))
+                Ok(elicitation_summary(&r))
             },
         ),
     );
@@ -340,11 +345,7 @@ pub fn conformance(reg: &Registry, server: &std::sync::Arc<super::Server>) {
                     "required": []
                 }
             }))?;
-                let action = r.get("action").and_then(Value::as_str).unwrap_or("unknown");
-                let content = r.get("content").cloned().unwrap_or(Value::Null);
-                Ok(ToolResult::text(format!(
-                    "Elicitation completed: action={action}, content={content}"
-                )))
+                Ok(elicitation_summary(&r))
             },
         ),
     );

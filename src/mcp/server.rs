@@ -3,7 +3,7 @@
 use super::context::{level_index, meta, Inputs, Outbox, ToolCtx};
 use super::error::Error;
 use super::jsonrpc::{self, Message, Notification, Request, RequestId};
-use super::registry::{page_of, ListKind, Registry, ToolError, ToolResult};
+use super::registry::{page_of, ListKind, Registry, Snapshot, ToolError, ToolResult};
 use super::session::{Session, SessionStore};
 use super::state::StateKey;
 use super::McpConfig;
@@ -563,7 +563,7 @@ impl Server {
                 }
                 Ok(ok(id, &json!({})))
             }
-            "tools/call" => self.call_tool(r, era, deferred),
+            "tools/call" => self.call_tool(r, &snap, era, deferred),
             other => Err(Error::MethodNotFound(other.to_string())),
         }
     }
@@ -571,11 +571,11 @@ impl Server {
     fn call_tool(
         self: &Arc<Self>,
         r: Request,
+        snap: &Snapshot,
         era: &Era,
         deferred: impl FnOnce() -> Deferred,
     ) -> Result<Outcome, Error> {
         let name = str_param(&r.params, "name")?.to_string();
-        let snap = self.registry.snapshot();
         let tool = snap
             .tool(&name)
             .cloned()

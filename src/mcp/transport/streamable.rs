@@ -234,13 +234,21 @@ fn post_session(
             priming,
             replay,
         );
-        let s2 = sink.clone();
-        Deferred {
-            interim: sink,
-            done: Box::new(move |j, _| s2.finish(j, 200)),
-        }
+        deferred(sink, None)
     });
     finish(outcome, cx, json_ok, None)
+}
+
+/// A call's deferred reply through `sink`; `status_of` picks the HTTP status
+/// of an error reply (stateless era), else errors go out as 200.
+fn deferred(sink: Arc<CallSink>, status_of: Option<fn(&Error) -> u16>) -> Deferred {
+    let s2 = sink.clone();
+    Deferred {
+        interim: sink,
+        done: Box::new(move |j, e| {
+            s2.finish(j, e.as_ref().zip(status_of).map_or(200, |(e, f)| f(e)))
+        }),
+    }
 }
 
 fn finish(
@@ -314,11 +322,7 @@ fn post_stateless(
             false,
             replay,
         );
-        let s2 = sink.clone();
-        Deferred {
-            interim: sink,
-            done: Box::new(move |j, e| s2.finish(j, e.as_ref().map_or(200, stateless_status))),
-        }
+        deferred(sink, Some(stateless_status))
     });
     finish(outcome, cx, json_ok, Some(stateless_status))
 }
