@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::http::{self, Cx, Method, Mode, Reply, Request, Response, Router, SseSender};
-use crate::{mcp, net};
+use crate::{mcp, ml, net};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,7 @@ pub struct Running {
     server: net::Server,
     ready: Arc<AtomicBool>,
     mcp: Option<Arc<mcp::Server>>,
+    models: Arc<ml::Repository>,
 }
 
 impl Running {
@@ -43,6 +44,11 @@ impl Running {
     /// The MCP server, if MCP is enabled.
     pub fn mcp(&self) -> Option<&Arc<mcp::Server>> {
         self.mcp.as_ref()
+    }
+
+    /// The model repository.
+    pub fn models(&self) -> &Arc<ml::Repository> {
+        &self.models
     }
 
     /// Waits for the loops to exit after a shutdown.
@@ -75,17 +81,27 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     let metrics = http::Metrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);
+    let ml_metrics = ml::stats::Metrics::default();
+    ml_metrics.register(&mut registry);
     let ready = Arc::new(AtomicBool::new(true));
 
     let mut router = Router::new();
     builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
+    let models = ml::Repository::open(&cfg.ml, ml_metrics);
+    ml::kserve::routes(&mut router, models.clone(), &cfg.ml);
     let mcp = if cfg.mcp.enabled {
         let server = mcp_server(cfg);
+        if cfg.ml.mcp_tools {
+            ml::tools::register(&models, &server);
+        }
         mcp::transport::routes(&mut router, server.clone());
         Some(server)
     } else {
         None
     };
+    if cfg.ml.eager_load {
+        models.load_all_in_background();
+    }
     extra(&mut router);
     let guard = auth_guard(cfg, &mut router)?;
 
@@ -105,7 +121,12 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         io_threads = cfg.server.resolved_io_threads(),
         "conduit listening"
     );
-    Ok(Running { server, ready, mcp })
+    Ok(Running {
+        server,
+        ready,
+        mcp,
+        models,
+    })
 }
 
 /// Bearer-token auth when `[auth] enabled`: serves the RFC 9728 metadata
@@ -143,6 +164,19 @@ pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
     mcp::fixtures::builtin(&server.registry);
     if cfg.mcp.fixtures.as_deref() == Some("conformance") {
         mcp::fixtures::conformance(&server.registry, &server);
+    }
+    server
+}
+
+/// The MCP server for `conduit stdio`: built-in tools plus the models as tools.
+pub fn stdio_server(cfg: &Config) -> Arc<mcp::Server> {
+    let server = mcp_server(cfg);
+    let models = ml::Repository::open(&cfg.ml, ml::stats::Metrics::default());
+    if cfg.ml.mcp_tools {
+        ml::tools::register(&models, &server);
+    }
+    if cfg.ml.eager_load {
+        models.load_all_in_background();
     }
     server
 }

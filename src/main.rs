@@ -50,6 +50,9 @@ struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Model repository directory (models/<name>/[<version>/]model.onnx) [default: none].
+    #[arg(long, value_name = "DIR")]
+    models: Option<String>,
     /// Extra MCP tool set: `conformance` serves the MCP conformance suite's fixtures.
     #[arg(long, value_name = "SET")]
     fixtures: Option<String>,
@@ -69,6 +72,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_connections {
             o.push(("server.max_connections", toml::Value::Integer(v as i64)));
+        }
+        if let Some(v) = &self.models {
+            o.push(("ml.models", toml::Value::String(v.clone())));
         }
         if let Some(v) = &self.fixtures {
             o.push(("mcp.fixtures", toml::Value::String(v.clone())));
@@ -134,7 +140,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 fn stdio(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
-    let server = conduit::app::mcp_server(&cfg);
+    let server = conduit::app::stdio_server(&cfg);
     let stdin = std::io::stdin().lock();
     let max_line = usize::try_from(cfg.mcp.max_body_bytes).unwrap_or(usize::MAX);
     conduit::mcp::transport::stdio::run(

@@ -1,14 +1,29 @@
 //! ONNX inference: model repository, batcher, KServe v2 and models as tools (issue #4).
 //!
-//! Built so far: loading the ONNX Runtime library (`runtime`). The model
-//! repository, the batcher and the adapters come next.
+//! The engine: `runtime` (the ONNX Runtime library), `tensor` (dtypes,
+//! checks, batching along axis 0), `model` (config, metadata, sessions),
+//! `batcher` (one queue per model, one thread per session), `repository`
+//! (Triton layout, lazy/eager loading, LRU under a memory budget), `stats`.
+//! The adapters: `kserve` (KServe v2 HTTP routes) and `tools` (models as MCP tools).
 //!
 //! Invariant: the engine (runtime, sessions, repository, batcher) knows nothing of HTTP, MCP or JSON.
 //! Invariant: no `ort` call happens before the runtime loaded; `ort` panics otherwise.
 
+pub mod batcher;
+pub mod json;
+pub mod kserve;
+pub mod model;
+pub mod repository;
 pub mod runtime;
+pub mod stats;
+pub mod tensor;
+pub mod tools;
 
+pub use repository::{Lease, Repository};
 pub use runtime::{MlConfig, Runtime};
+pub use tensor::{DType, Data, Tensor, TensorSpec};
+
+use std::time::Duration;
 
 /// The ML layer's errors.
 #[non_exhaustive]
@@ -28,4 +43,43 @@ pub enum Error {
         /// What ONNX Runtime said.
         why: String,
     },
+    /// A model name outside `[A-Za-z0-9._-]{1,64}`.
+    #[error("invalid model name {0:?}: names are 1-64 characters of A-Z a-z 0-9 . _ -")]
+    InvalidName(String),
+    /// No such model in the repository.
+    #[error("unknown model {0:?}")]
+    NotFound(String),
+    /// The model exists, but not this version.
+    #[error("model {name:?} has no version {version:?} loaded (serving {serving:?})")]
+    VersionNotFound {
+        /// The model.
+        name: String,
+        /// The version asked for.
+        version: String,
+        /// The version served.
+        serving: String,
+    },
+    /// The model could not be loaded (missing or corrupt file, unsupported types).
+    #[error("model {name:?} failed to load: {why}")]
+    ModelLoad {
+        /// The model.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// The model is not serving now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request does not fit the model.
+    #[error("{0}")]
+    BadInput(String),
+    /// The model's queue is full.
+    #[error("the model's queue is full; retry shortly")]
+    QueueFull,
+    /// The request waited longer than the model's queue timeout.
+    #[error("the request waited in the queue longer than {} ms", .0.as_millis())]
+    QueueTimeout(Duration),
+    /// ONNX Runtime failed on an input that passed the checks.
+    #[error("inference failed: {0}")]
+    Inference(String),
 }

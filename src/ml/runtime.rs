@@ -16,12 +16,44 @@ pub fn default_library() -> PathBuf {
 }
 
 /// ML settings (`[ml]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MlConfig {
     /// Path of `libonnxruntime.so`. Default: `ORT_DYLIB_PATH`, else
     /// `.cache/onnxruntime/libonnxruntime.so.1.31.1` (fetched by `scripts/fetch-onnxruntime`).
     pub ort_library: Option<String>,
+    /// The model repository directory (`models/<name>/[<version>/]model.onnx`,
+    /// optional `config.toml`); empty = no models. `conduit serve --models DIR`.
+    pub models: String,
+    /// Load every model at startup (on a background thread) instead of on first use. Default true.
+    pub eager_load: bool,
+    /// Most bytes the loaded models may hold together (measured around load
+    /// and warm-up); the least recently used idle model is evicted to stay
+    /// under it. 0 = no limit. Default 0.
+    pub memory_budget_bytes: u64,
+    /// Most bytes of an inference request body (and of its tensor data). Default 64 MiB (Triton).
+    pub max_input_bytes: u64,
+    /// Serve `POST /v2/repository/models/{name}/load|unload` (SECURITY.md I4). Default false.
+    pub repository_api: bool,
+    /// If set, the repository API needs header `Conduit-Repository-Key: <key>`.
+    pub repository_api_key: Option<String>,
+    /// Serve every model as an MCP tool, plus `list_models`. Default true.
+    pub mcp_tools: bool,
+}
+
+impl Default for MlConfig {
+    fn default() -> Self {
+        MlConfig {
+            ort_library: None,
+            models: String::new(),
+            eager_load: true,
+            memory_budget_bytes: 0,
+            max_input_bytes: 64 << 20,
+            repository_api: false,
+            repository_api_key: None,
+            mcp_tools: true,
+        }
+    }
 }
 
 /// The loaded ONNX Runtime: one per process (ONNX Runtime allows one environment).
@@ -110,6 +142,7 @@ mod tests {
     fn config_then_env_then_default() {
         let cfg = MlConfig {
             ort_library: Some("/a.so".into()),
+            ..MlConfig::default()
         };
         let c = candidates(&cfg, Some("/b.so".into()));
         assert_eq!(

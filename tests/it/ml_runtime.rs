@@ -15,6 +15,7 @@ fn the_fetched_onnx_runtime_library_loads() {
     );
     let rt = Runtime::get(&MlConfig {
         ort_library: Some(lib.into()),
+        ..MlConfig::default()
     })
     .expect("ONNX Runtime loads");
     assert!(
@@ -38,6 +39,7 @@ fn committed_models_run_and_match_numpy() {
     let lib = format!("{root}/.cache/onnxruntime/libonnxruntime.so.1.31.1");
     let rt = Runtime::get(&MlConfig {
         ort_library: Some(lib),
+        ..MlConfig::default()
     })
     .expect("ONNX Runtime loads");
     let expected: serde_json::Value = serde_json::from_str(

@@ -1,0 +1,233 @@
+//! The dynamic batcher: one bounded queue per model, one thread per session
+//! instance. A thread takes the first waiting request, gathers more until
+//! `max_batch_size` rows, a preferred size or `max_queue_delay_us`, runs
+//! each group of shape-compatible requests as one batch and hands every
+//! caller its rows.
+
+use super::model::{self, Metadata, ModelConfig};
+use super::stats::ModelStats;
+use super::tensor::{self, Tensor};
+use super::Error;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use ort::session::Session;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Called once with a request's outputs (every model output, graph order).
+pub type Done = Box<dyn FnOnce(Result<Vec<Tensor>, Error>) + Send>;
+
+/// One request waiting for a batch.
+pub struct Job {
+    /// Inputs in the model's input order, already checked against its metadata.
+    pub inputs: Vec<Tensor>,
+    /// Rows along the batch axis (1 for a model without batching).
+    pub rows: usize,
+    /// When it was queued.
+    pub enqueued: Instant,
+    /// Where the answer goes.
+    pub done: Done,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("rows", &self.rows).finish()
+    }
+}
+
+/// The queue of one loaded model. Dropping it lets its threads finish what
+/// is queued and exit, which frees the sessions.
+#[derive(Debug)]
+pub struct Batcher {
+    tx: Sender<Job>,
+}
+
+struct Worker {
+    rx: Receiver<Job>,
+    session: Session,
+    meta: Arc<Metadata>,
+    delay: Duration,
+    preferred: Vec<usize>,
+    timeout: Duration,
+    stats: Arc<ModelStats>,
+}
+
+impl Batcher {
+    /// Starts one thread per session.
+    pub fn start(
+        name: &str,
+        sessions: Vec<Session>,
+        meta: Arc<Metadata>,
+        cfg: &ModelConfig,
+        stats: Arc<ModelStats>,
+    ) -> Result<Batcher, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(cfg.max_queue_size);
+        for (i, session) in sessions.into_iter().enumerate() {
+            let w = Worker {
+                rx: rx.clone(),
+                session,
+                meta: meta.clone(),
+                delay: Duration::from_micros(cfg.max_queue_delay_us),
+                preferred: cfg.preferred_batch_sizes.clone(),
+                timeout: Duration::from_millis(cfg.queue_timeout_ms),
+                stats: stats.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("conduit-model-{name}-{i}"))
+                .spawn(move || w.run())
+                .map_err(|e| Error::ModelLoad {
+                    name: name.to_string(),
+                    why: format!("cannot start a batcher thread: {e}"),
+                })?;
+        }
+        Ok(Batcher { tx })
+    }
+
+    /// Queues a job; a full queue or a stopped model gives the job back with why.
+    #[allow(clippy::result_large_err)]
+    pub fn submit(&self, job: Job) -> Result<(), (Error, Job)> {
+        self.tx.try_send(job).map_err(|e| match e {
+            TrySendError::Full(j) => (Error::QueueFull, j),
+            TrySendError::Disconnected(j) => (Error::Unavailable("model stopped".into()), j),
+        })
+    }
+
+    /// Requests waiting now.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+impl Worker {
+    fn run(mut self) {
+        let max = self.meta.max_batch_size;
+        let mut carry: Option<Job> = None;
+        loop {
+            let first = match carry.take() {
+                Some(j) => j,
+                None => match self.rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
+            let mut rows = first.rows;
+            let mut batch = vec![first];
+            if max > 0 {
+                let deadline = Instant::now() + self.delay;
+                while rows < max && !self.preferred.contains(&rows) {
+                    let next = if self.delay.is_zero() {
+                        self.rx.try_recv().ok()
+                    } else {
+                        self.rx.recv_deadline(deadline).ok()
+                    };
+                    match next {
+                        Some(j) if rows + j.rows <= max => {
+                            rows += j.rows;
+                            batch.push(j);
+                        }
+                        Some(j) => {
+                            carry = Some(j);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            self.execute(batch);
+        }
+    }
+
+    fn execute(&mut self, batch: Vec<Job>) {
+        let start = Instant::now();
+        let mut groups: Vec<(Vec<&[usize]>, Vec<usize>)> = Vec::new();
+        let mut live: Vec<Option<Job>> = Vec::with_capacity(batch.len());
+        for job in batch {
+            let waited = start.saturating_duration_since(job.enqueued);
+            if waited > self.timeout {
+                self.stats.failed();
+                (job.done)(Err(Error::QueueTimeout(self.timeout)));
+                continue;
+            }
+            self.stats.queued(waited);
+            live.push(Some(job));
+        }
+        // Requests run together only when every input's non-batch dims agree.
+        for (i, job) in live.iter().enumerate() {
+            let Some(job) = job else { continue };
+            let key: Vec<&[usize]> = job
+                .inputs
+                .iter()
+                .map(|t| t.shape.get(1..).unwrap_or_default())
+                .collect();
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let groups: Vec<Vec<usize>> = groups.into_iter().map(|(_, m)| m).collect();
+        for members in groups {
+            let jobs: Vec<Job> = members.iter().filter_map(|&i| live[i].take()).collect();
+            self.run_group(jobs);
+        }
+    }
+
+    fn run_group(&mut self, jobs: Vec<Job>) {
+        if jobs.len() == 1 || self.meta.max_batch_size == 0 {
+            for job in jobs {
+                let out = self.run_once(&job.inputs, job.rows);
+                self.finish(job, out);
+            }
+            return;
+        }
+        let rows: Vec<usize> = jobs.iter().map(|j| j.rows).collect();
+        let merged: Result<Vec<Tensor>, Error> = (0..self.meta.inputs.len())
+            .map(|k| {
+                let parts: Vec<&Tensor> = jobs.iter().map(|j| &j.inputs[k]).collect();
+                tensor::concat(&parts)
+            })
+            .collect();
+        let split = merged
+            .and_then(|inputs| self.run_once(&inputs, rows.iter().sum()))
+            .and_then(|outs| {
+                let per_output: Vec<Vec<Tensor>> = outs
+                    .iter()
+                    .map(|t| tensor::split(t, &rows))
+                    .collect::<Result<_, _>>()?;
+                Ok(per_output)
+            });
+        match split {
+            Ok(per_output) => {
+                let mut iters: Vec<_> = per_output.into_iter().map(Vec::into_iter).collect();
+                for job in jobs {
+                    let outs: Vec<Tensor> = iters.iter_mut().filter_map(Iterator::next).collect();
+                    self.finish(job, Ok(outs));
+                }
+            }
+            // One bad request must not fail the others: run them apart.
+            Err(e) => {
+                tracing::debug!(error = %e, "batched run failed; running its requests one by one");
+                for job in jobs {
+                    let out = self.run_once(&job.inputs, job.rows);
+                    self.finish(job, out);
+                }
+            }
+        }
+    }
+
+    fn run_once(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, Error> {
+        let t = Instant::now();
+        let (session, meta) = (&mut self.session, &self.meta);
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| model::run(session, meta, inputs)))
+            .unwrap_or_else(|_| Err(Error::Inference("ONNX Runtime call panicked".into())));
+        self.stats.executed(rows, t.elapsed());
+        out
+    }
+
+    fn finish(&self, job: Job, out: Result<Vec<Tensor>, Error>) {
+        match &out {
+            Ok(_) => self.stats.succeeded(job.rows, job.enqueued.elapsed()),
+            Err(_) => self.stats.failed(),
+        }
+        (job.done)(out);
+    }
+}

@@ -1,0 +1,629 @@
+//! The KServe v2 / Open Inference Protocol HTTP routes (Triton-compatible),
+//! with the binary tensor data, statistics and model repository extensions.
+//!
+//! Invariant: bad input answers 400/404 with `{"error": "..."}`, never 500.
+//! Invariant: an input's dtype and shape are checked before its data is decoded.
+
+use super::json::{decode_data, FlatData};
+use super::repository::{Lease, Repository};
+use super::tensor::{DType, Data, Tensor, TensorSpec};
+use super::{Error, MlConfig};
+use crate::http::{Cx, Method, Mode, Reply, Request, Responder, Response, Router};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Bodies up to this size are decoded on the I/O loop (a few µs); larger
+/// ones move to a worker thread.
+const INLINE_BODY_BYTES: usize = 16 * 1024;
+/// Outputs up to this many elements are encoded on the batcher thread.
+const INLINE_OUTPUT_ELEMS: usize = 16 * 1024;
+/// The header of the binary tensor extension.
+const HEADER_LEN: &str = "inference-header-content-length";
+
+fn status_of(e: &Error) -> u16 {
+    match e {
+        Error::InvalidName(_) | Error::BadInput(_) => 400,
+        Error::NotFound(_) | Error::VersionNotFound { .. } => 404,
+        Error::QueueTimeout(_) => 504,
+        Error::Inference(_) => 500,
+        _ => 503,
+    }
+}
+
+fn error_response(status: u16, msg: &str) -> Response {
+    Response::json(status, json!({ "error": msg }).to_string())
+}
+
+/// The KServe v2 answer for an engine error.
+pub fn error_reply(e: &Error) -> Response {
+    let r = error_response(status_of(e), &e.to_string());
+    if matches!(e, Error::QueueFull) {
+        r.header("retry-after", "1")
+    } else {
+        r
+    }
+}
+
+fn ok_json(v: &Value) -> Reply {
+    Reply::Response(Response::json(200, v.to_string()))
+}
+
+/// Registers the `/v2` routes.
+pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
+    let r = repo.clone();
+    let repo_api = cfg.repository_api;
+    router.route(Method::Get, "/v2", Mode::Inline, move |_: &mut Request, _: &mut Cx<'_>| {
+        let mut ext = vec!["binary_tensor_data", "statistics"];
+        if repo_api {
+            ext.push("model_repository");
+        }
+        ok_json(&json!({"name": "conduit", "version": env!("CARGO_PKG_VERSION"), "extensions": ext}))
+    });
+    router.route(
+        Method::Get,
+        "/v2/health/live",
+        Mode::Inline,
+        |_: &mut Request, _: &mut Cx<'_>| Reply::Response(Response::new(200)),
+    );
+    router.route(
+        Method::Get,
+        "/v2/health/ready",
+        Mode::Inline,
+        move |_: &mut Request, _: &mut Cx<'_>| match r.runtime() {
+            Ok(_) => Reply::Response(Response::new(200)),
+            Err(e) => Reply::Response(error_reply(&e)),
+        },
+    );
+    for base in ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"] {
+        let r = repo.clone();
+        router.route(
+            Method::Get,
+            base,
+            Mode::Pool,
+            move |req: &mut Request, _: &mut Cx<'_>| Reply::Response(with_model(&r, req, metadata)),
+        );
+        let r = repo.clone();
+        router.route(
+            Method::Get,
+            &format!("{base}/ready"),
+            Mode::Pool,
+            move |req: &mut Request, _: &mut Cx<'_>| {
+                Reply::Response(with_model(&r, req, |_| Response::new(200)))
+            },
+        );
+        let r = repo.clone();
+        router.route(
+            Method::Get,
+            &format!("{base}/config"),
+            Mode::Pool,
+            move |req: &mut Request, _: &mut Cx<'_>| {
+                Reply::Response(with_model(&r, req, model_config))
+            },
+        );
+        let r = repo.clone();
+        router.route(
+            Method::Get,
+            &format!("{base}/stats"),
+            Mode::Inline,
+            move |req: &mut Request, _: &mut Cx<'_>| {
+                let name = req.param("name").unwrap_or_default();
+                match stats_of(&r, name, req.param("version")) {
+                    Ok(s) => ok_json(&json!({ "model_stats": [s] })),
+                    Err(e) => Reply::Response(error_reply(&e)),
+                }
+            },
+        );
+        let r = repo.clone();
+        router.route_with_limit(
+            Method::Post,
+            &format!("{base}/infer"),
+            Mode::Inline,
+            cfg.max_input_bytes,
+            move |req: &mut Request, cx: &mut Cx<'_>| infer_route(&r, req, cx),
+        );
+    }
+    let r = repo.clone();
+    router.route(
+        Method::Get,
+        "/v2/models/stats",
+        Mode::Inline,
+        move |_: &mut Request, _: &mut Cx<'_>| {
+            let all: Vec<Value> = r
+                .names()
+                .iter()
+                .filter_map(|n| stats_of(&r, n, None).ok())
+                .collect();
+            ok_json(&json!({ "model_stats": all }))
+        },
+    );
+    let r = repo.clone();
+    router.route(
+        Method::Post,
+        "/v2/repository/index",
+        Mode::Inline,
+        move |_: &mut Request, _: &mut Cx<'_>| {
+            let idx: Vec<Value> = r
+                .index()
+                .into_iter()
+                .map(|e| {
+                    let mut o = json!({"name": e.name, "state": e.state});
+                    if !e.version.is_empty() {
+                        o["version"] = e.version.into();
+                    }
+                    if !e.reason.is_empty() {
+                        o["reason"] = e.reason.into();
+                    }
+                    o
+                })
+                .collect();
+            ok_json(&Value::Array(idx))
+        },
+    );
+    for (action, load) in [("load", true), ("unload", false)] {
+        let r = repo.clone();
+        let key = cfg.repository_api_key.clone();
+        router.route(
+            Method::Post,
+            &format!("/v2/repository/models/{{name}}/{action}"),
+            Mode::Pool,
+            move |req: &mut Request, _: &mut Cx<'_>| {
+                Reply::Response(repository_action(&r, req, repo_api, key.as_deref(), load))
+            },
+        );
+    }
+}
+
+fn repository_action(
+    repo: &Repository,
+    req: &Request,
+    enabled: bool,
+    key: Option<&str>,
+    load: bool,
+) -> Response {
+    if !enabled {
+        return error_response(
+            403,
+            "the model repository API is off; set ml.repository_api = true to enable it",
+        );
+    }
+    if let Some(key) = key {
+        use subtle::ConstantTimeEq;
+        let given = req.header("conduit-repository-key").unwrap_or_default();
+        // SECURITY.md I5: constant-time comparison.
+        if !bool::from(given.ct_eq(key.as_bytes())) {
+            return error_response(403, "missing or wrong Conduit-Repository-Key header");
+        }
+    }
+    let name = req.param("name").unwrap_or_default();
+    let result = if load {
+        repo.load(name)
+    } else {
+        repo.unload(name)
+    };
+    match result {
+        Ok(()) => Response::json(200, "{}"),
+        // Triton answers a failed explicit load with 400.
+        Err(e @ Error::ModelLoad { .. }) => error_response(400, &e.to_string()),
+        Err(e) => error_reply(&e),
+    }
+}
+
+/// Leases the model the route names (loading it if needed) and checks the version.
+fn lease_for(repo: &Repository, req: &Request, may_load: bool) -> Result<Option<Lease>, Error> {
+    let name = req.param("name").unwrap_or_default();
+    let Some(lease) = repo.lease_with(name, may_load)? else {
+        return Ok(None);
+    };
+    if let Some(v) = req.param("version") {
+        if v != lease.loaded.version {
+            return Err(Error::VersionNotFound {
+                name: name.to_string(),
+                version: v.to_string(),
+                serving: lease.loaded.version.clone(),
+            });
+        }
+    }
+    Ok(Some(lease))
+}
+
+fn with_model(repo: &Repository, req: &Request, f: impl FnOnce(&Lease) -> Response) -> Response {
+    match lease_for(repo, req, true) {
+        Ok(Some(l)) => f(&l),
+        Ok(None) => error_reply(&Error::Unavailable("model is not loaded".into())),
+        Err(e) => error_reply(&e),
+    }
+}
+
+fn spec_json(s: &TensorSpec) -> Value {
+    json!({"name": s.name, "datatype": s.dtype.name(), "shape": s.shape})
+}
+
+fn metadata(l: &Lease) -> Response {
+    let m = &l.loaded.meta;
+    let v = json!({
+        "name": l.name(),
+        "versions": [l.loaded.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": m.inputs.iter().map(spec_json).collect::<Vec<_>>(),
+        "outputs": m.outputs.iter().map(spec_json).collect::<Vec<_>>(),
+    });
+    Response::json(200, v.to_string())
+}
+
+fn model_config(l: &Lease) -> Response {
+    let m = &l.loaded.meta;
+    let c = &l.loaded.cfg;
+    // Triton's config lists dims without the batch dim when batching is on.
+    let dims = |s: &TensorSpec| -> Vec<i64> {
+        if m.max_batch_size > 0 {
+            s.shape[1..].to_vec()
+        } else {
+            s.shape.clone()
+        }
+    };
+    let io = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|s| json!({"name": s.name, "data_type": format!("TYPE_{}", s.dtype.name()), "dims": dims(s)}))
+            .collect()
+    };
+    let v = json!({
+        "name": l.name(),
+        "platform": "onnxruntime_onnx",
+        "backend": "onnxruntime",
+        "max_batch_size": m.max_batch_size,
+        "input": io(&m.inputs),
+        "output": io(&m.outputs),
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": c.max_queue_delay_us,
+            "preferred_batch_size": c.preferred_batch_sizes,
+            "default_queue_policy": {
+                "max_queue_size": c.max_queue_size,
+                "default_timeout_microseconds": c.queue_timeout_ms * 1000,
+            },
+        },
+        "instance_group": [{"count": c.instances, "kind": "KIND_CPU"}],
+        "parameters": {"intra_op_thread_count": {"string_value": c.intra_op_threads.to_string()}},
+    });
+    Response::json(200, v.to_string())
+}
+
+fn stats_of(repo: &Repository, name: &str, version: Option<&str>) -> Result<Value, Error> {
+    let (s, serving) = repo.stats(name)?;
+    if let Some(v) = version {
+        if v != serving {
+            return Err(Error::VersionNotFound {
+                name: name.into(),
+                version: v.into(),
+                serving,
+            });
+        }
+    }
+    let t = &s.totals;
+    let pair = |c: &std::sync::atomic::AtomicU64, ns: &std::sync::atomic::AtomicU64| json!({"count": c.load(Relaxed), "ns": ns.load(Relaxed)});
+    let zero = std::sync::atomic::AtomicU64::new(0);
+    Ok(json!({
+        "name": name,
+        "version": serving,
+        "last_inference": t.last_inference_ms.load(Relaxed),
+        "inference_count": t.inference_count.load(Relaxed),
+        "execution_count": t.execution_count.load(Relaxed),
+        "inference_stats": {
+            "success": pair(&t.success_count, &t.success_ns),
+            "fail": pair(&t.fail_count, &zero),
+            "queue": pair(&t.queue_count, &t.queue_ns),
+            "compute_infer": pair(&t.execution_count, &t.compute_ns),
+        },
+    }))
+}
+
+fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Reply {
+    // Small bodies for a loaded model: decode here, no thread hop.
+    if req.body().len() <= INLINE_BODY_BYTES {
+        match lease_for(repo, req, false) {
+            Ok(Some(lease)) => {
+                let parsed = parse_infer(&lease, req, repo.max_input_bytes());
+                return match parsed {
+                    Ok(p) => {
+                        submit(lease, p, cx.responder());
+                        Reply::Later
+                    }
+                    Err(e) => {
+                        lease.stats().failed();
+                        Reply::Response(error_reply(&e))
+                    }
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Reply::Response(error_reply(&e)),
+        }
+    }
+    let responder = cx.responder();
+    let repo = repo.clone();
+    let mut owned = std::mem::take(req);
+    rayon::spawn(move || {
+        let lease = match lease_for(&repo, &owned, true) {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = responder.respond(error_reply(&e));
+                return;
+            }
+        };
+        match parse_infer(&lease, &mut owned, repo.max_input_bytes()) {
+            Ok(p) => submit(lease, p, responder),
+            Err(e) => {
+                lease.stats().failed();
+                let _ = responder.respond(error_reply(&e));
+            }
+        }
+    });
+    Reply::Later
+}
+
+/// Which outputs to return and how.
+#[derive(Debug)]
+struct Wanted {
+    /// Indexes into the model's outputs, with "binary" for each.
+    outputs: Vec<(usize, bool)>,
+    id: Option<Value>,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    inputs: Vec<Tensor>,
+    wanted: Wanted,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadInput(msg.into())
+}
+
+fn param_bool(p: Option<&Value>, key: &str) -> bool {
+    p.and_then(|p| p.get(key))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Parses an inference request (JSON, or JSON + binary tensors), checking
+/// each input against the model before decoding its data.
+fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Parsed, Error> {
+    let body = req.body();
+    let (head, mut binary): (&[u8], &[u8]) = match req.header_str(HEADER_LEN) {
+        Some(v) => {
+            let n: usize = v
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{HEADER_LEN}: {v:?} is not a number")))?;
+            if n > body.len() {
+                return Err(bad(format!(
+                    "{HEADER_LEN} is {n}, but the body has only {} bytes",
+                    body.len()
+                )));
+            }
+            body.split_at(n)
+        }
+        None => (body, &[]),
+    };
+    let v: Value = serde_json::from_slice(head)
+        .map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("the request must be a JSON object"))?;
+    let params = obj.get("parameters");
+    if params.and_then(|p| p.get("classification")).is_some() {
+        return Err(bad("the classification extension is not supported"));
+    }
+    let inputs_json = obj
+        .get("inputs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("\"inputs\" must be an array"))?;
+    let mut inputs: Vec<Tensor> = Vec::with_capacity(inputs_json.len());
+    let mut seen = vec![false; lease.loaded.meta.inputs.len()];
+    for inp in inputs_json {
+        let name = inp
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("each input needs a \"name\""))?;
+        let dt_name = inp
+            .get("datatype")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("input {name:?} needs a \"datatype\"")))?;
+        let dtype = DType::from_name(dt_name).ok_or_else(|| {
+            bad(format!(
+                "input {name:?}: datatype {dt_name:?} is not supported (BOOL, UINT8-64, INT8-64, FP32, FP64)"
+            ))
+        })?;
+        let shape: Vec<usize> = inp
+            .get("shape")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(format!("input {name:?} needs a \"shape\" array")))?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                bad(format!(
+                    "input {name:?}: shape must hold non-negative integers"
+                ))
+            })?;
+        let (idx, n) = lease.check_input(name, dtype, &shape, max_bytes)?;
+        if std::mem::replace(&mut seen[idx], true) {
+            return Err(bad(format!("input {name:?} appears twice")));
+        }
+        let bin_size = inp
+            .get("parameters")
+            .and_then(|p| p.get("binary_data_size"));
+        let data = match (bin_size, inp.get("data")) {
+            (Some(size), None) => {
+                let size = size
+                    .as_u64()
+                    .and_then(|s| usize::try_from(s).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "input {name:?}: binary_data_size must be a non-negative integer"
+                        ))
+                    })?;
+                if size != n * dtype.size() {
+                    return Err(bad(format!(
+                        "input {name:?}: binary_data_size {size} does not match shape {shape:?} of {dt_name} ({} bytes)",
+                        n * dtype.size()
+                    )));
+                }
+                if size > binary.len() {
+                    return Err(bad(format!(
+                        "input {name:?}: binary data is shorter than its binary_data_size {size}"
+                    )));
+                }
+                let (mine, rest) = binary.split_at(size);
+                binary = rest;
+                Data::from_le_bytes(dtype, mine)
+            }
+            (None, Some(d)) => decode_data(name, dtype, d, n)?,
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "input {name:?} has both \"data\" and binary_data_size"
+                )))
+            }
+            (None, None) => return Err(bad(format!("input {name:?} has no \"data\""))),
+        };
+        inputs.push(Tensor {
+            name: name.to_string(),
+            shape,
+            data,
+        });
+    }
+    if !binary.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data are not claimed by any input",
+            binary.len()
+        )));
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(bad(format!(
+            "input {:?} is missing",
+            lease.loaded.meta.inputs[missing].name
+        )));
+    }
+    let all_binary = param_bool(params, "binary_data_output");
+    let outs = &lease.loaded.meta.outputs;
+    let outputs = match obj.get("outputs") {
+        None => (0..outs.len()).map(|i| (i, all_binary)).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|o| {
+                let name = o
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("each requested output needs a \"name\""))?;
+                let i = outs.iter().position(|s| s.name == name).ok_or_else(|| {
+                    bad(format!("model {:?} has no output {name:?}", lease.name()))
+                })?;
+                let p = o.get("parameters");
+                if p.and_then(|p| p.get("classification")).is_some() {
+                    return Err(bad("the classification extension is not supported"));
+                }
+                let binary = p
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(all_binary);
+                Ok((i, binary))
+            })
+            .collect::<Result<_, Error>>()?,
+        Some(_) => return Err(bad("\"outputs\" must be an array")),
+    };
+    Ok(Parsed {
+        inputs,
+        wanted: Wanted {
+            outputs,
+            id: obj.get("id").cloned(),
+        },
+    })
+}
+
+fn submit(lease: Lease, p: Parsed, responder: Responder) {
+    let name = lease.name().to_string();
+    let version = lease.loaded.version.clone();
+    let wanted = p.wanted;
+    lease.submit(
+        p.inputs,
+        Box::new(move |result| {
+            let big = result
+                .as_ref()
+                .is_ok_and(|o| o.iter().map(|t| t.data.len()).sum::<usize>() > INLINE_OUTPUT_ELEMS);
+            let answer = move || {
+                let resp = match result {
+                    Ok(outs) => encode(&name, &version, &wanted, &outs),
+                    Err(e) => error_reply(&e),
+                };
+                let _ = responder.respond(resp);
+            };
+            // Large outputs are encoded off the batcher thread, which has the next batch to run.
+            if big {
+                rayon::spawn(answer);
+            } else {
+                answer();
+            }
+        }),
+    );
+}
+
+#[derive(Serialize)]
+struct OutJson<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<FlatData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct RespJson<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    outputs: Vec<OutJson<'a>>,
+}
+
+fn encode(name: &str, version: &str, wanted: &Wanted, outs: &[Tensor]) -> Response {
+    let mut binary: Vec<u8> = Vec::new();
+    let mut list = Vec::with_capacity(wanted.outputs.len());
+    for &(i, as_binary) in &wanted.outputs {
+        let Some(t) = outs.get(i) else { continue };
+        let parameters = as_binary.then(|| {
+            let before = binary.len();
+            t.data.write_le_bytes(&mut binary);
+            let mut m = Map::new();
+            m.insert("binary_data_size".into(), (binary.len() - before).into());
+            Value::Object(m)
+        });
+        list.push(OutJson {
+            name: &t.name,
+            datatype: t.dtype().name(),
+            shape: &t.shape,
+            data: (!as_binary).then_some(FlatData(&t.data)),
+            parameters,
+        });
+    }
+    let head = RespJson {
+        model_name: name,
+        model_version: version,
+        id: wanted.id.as_ref(),
+        outputs: list,
+    };
+    let mut body = match serde_json::to_vec(&head) {
+        Ok(b) => b,
+        Err(e) => return error_response(500, &format!("cannot encode the response: {e}")),
+    };
+    if binary.is_empty() {
+        return Response::json(200, body);
+    }
+    let json_len = body.len();
+    body.extend_from_slice(&binary);
+    Response::with_body(200, "application/octet-stream", body)
+        .header(HEADER_LEN, json_len.to_string())
+}

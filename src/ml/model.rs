@@ -1,0 +1,233 @@
+//! One model: its `config.toml`, the metadata read from the graph, and the
+//! ONNX Runtime sessions that run it.
+
+use super::tensor::{with_dtype, DType, Data, Elem, Tensor, TensorSpec};
+use super::{Error, Runtime};
+use ndarray::{ArrayViewD, IxDyn};
+use ort::session::{Session, SessionInputValue};
+use ort::value::{TensorRef, ValueType};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Default `max_batch_size` for a model whose inputs and outputs all have a
+/// dynamic first dimension and whose config does not say.
+pub const DEFAULT_MAX_BATCH: usize = 32;
+
+/// A model's `config.toml` (every key optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Most rows in one batch; 0 = no batching (requests run one by one,
+    /// with the model's own shapes). Default: 32 when every input and output
+    /// has a dynamic first dimension, else 0.
+    pub max_batch_size: Option<usize>,
+    /// How long the first request of a batch waits for more, in µs. Default 0
+    /// (a batch is whatever queued while the previous one ran).
+    pub max_queue_delay_us: u64,
+    /// Batch sizes worth running at once: the batcher stops waiting when the
+    /// rows gathered reach one of them.
+    pub preferred_batch_sizes: Vec<usize>,
+    /// Most requests waiting; more answer 503 with Retry-After. Default 1024.
+    pub max_queue_size: usize,
+    /// A request still queued after this long answers 504, in ms. Default 10000.
+    pub queue_timeout_ms: u64,
+    /// Sessions running in parallel, each with its own thread. Default 1.
+    pub instances: usize,
+    /// ONNX Runtime intra-op threads per session. Default 1.
+    pub intra_op_threads: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            max_batch_size: None,
+            max_queue_delay_us: 0,
+            preferred_batch_sizes: Vec::new(),
+            max_queue_size: 1024,
+            queue_timeout_ms: 10_000,
+            instances: 1,
+            intra_op_threads: 1,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reads `dir/config.toml`, or the defaults if there is none.
+    pub fn read(dir: &Path) -> Result<ModelConfig, String> {
+        let path = dir.join("config.toml");
+        let cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<ModelConfig>(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelConfig::default(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        if cfg.instances == 0 || cfg.instances > 64 {
+            return Err("instances must be between 1 and 64".into());
+        }
+        if cfg.intra_op_threads == 0 || cfg.intra_op_threads > 256 {
+            return Err("intra_op_threads must be between 1 and 256".into());
+        }
+        if cfg.max_queue_size == 0 {
+            return Err("max_queue_size must be at least 1".into());
+        }
+        Ok(cfg)
+    }
+}
+
+/// What a model takes and gives, read from the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Inputs in graph order.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs in graph order.
+    pub outputs: Vec<TensorSpec>,
+    /// Most rows per batch; 0 = no batching.
+    pub max_batch_size: usize,
+}
+
+fn specs(outlets: &[ort::value::Outlet], what: &str) -> Result<Vec<TensorSpec>, String> {
+    outlets
+        .iter()
+        .map(|o| match o.dtype() {
+            ValueType::Tensor { ty, shape, .. } => match DType::from_ort(*ty) {
+                Some(dtype) => Ok(TensorSpec {
+                    name: o.name().to_string(),
+                    dtype,
+                    shape: shape.to_vec(),
+                }),
+                None => Err(format!(
+                    "{what} {:?} has element type {ty:?}, which Conduit does not serve (supported: BOOL, UINT8-64, INT8-64, FP32, FP64)",
+                    o.name()
+                )),
+            },
+            other => Err(format!(
+                "{what} {:?} is a {other:?}, not a tensor; Conduit serves tensor inputs and outputs only",
+                o.name()
+            )),
+        })
+        .collect()
+}
+
+/// Reads the metadata and settles the batch size.
+pub fn metadata(session: &Session, cfg: &ModelConfig) -> Result<Metadata, String> {
+    let inputs = specs(session.inputs(), "input")?;
+    let outputs = specs(session.outputs(), "output")?;
+    let batchable = inputs
+        .iter()
+        .chain(&outputs)
+        .all(|s| s.shape.first() == Some(&-1));
+    let max_batch_size = match cfg.max_batch_size {
+        None if batchable => DEFAULT_MAX_BATCH,
+        None => 0,
+        Some(n) if n > 0 && !batchable => {
+            return Err(format!(
+                "max_batch_size = {n} needs a dynamic first dimension on every input and output; set it to 0"
+            ))
+        }
+        Some(n) => n,
+    };
+    Ok(Metadata {
+        inputs,
+        outputs,
+        max_batch_size,
+    })
+}
+
+/// Opens a session with spinning off (idle intra-op threads must not eat
+/// the cores the I/O loops need).
+pub fn open(rt: &Runtime, file: &Path, threads: usize) -> Result<Session, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Session::builder(rt.environment())
+        .map_err(|e| e.to_string())?
+        .with_intra_op_spinning(false)
+        .map_err(|e| e.to_string())?
+        .with_inter_op_spinning(false)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(threads)
+        .map_err(|e| e.to_string())?
+        .commit_from_memory(&bytes)
+        .map_err(|e| format!("ONNX Runtime cannot load {}: {e}", file.display()))
+}
+
+/// A one-row input of zeros for every input (dynamic dims as 1), for the warm-up run.
+pub fn warmup_inputs(meta: &Metadata) -> Vec<Tensor> {
+    fn zeros<T: Elem>(n: usize) -> Data {
+        T::wrap(vec![T::default(); n])
+    }
+    meta.inputs
+        .iter()
+        .map(|s| {
+            let shape: Vec<usize> = s.shape.iter().map(|&d| d.max(1) as usize).collect();
+            let n = shape.iter().product();
+            Tensor {
+                name: s.name.clone(),
+                shape,
+                data: with_dtype!(s.dtype, zeros(n)),
+            }
+        })
+        .collect()
+}
+
+fn input_value<'a, T: Elem>(t: &'a Tensor) -> Result<SessionInputValue<'a>, Error> {
+    let s = T::slice(&t.data).ok_or_else(|| Error::BadInput("datatype mismatch".into()))?;
+    let view =
+        ArrayViewD::from_shape(IxDyn(&t.shape), s).map_err(|e| Error::BadInput(e.to_string()))?;
+    let r = TensorRef::from_array_view(view).map_err(|e| Error::Inference(e.to_string()))?;
+    Ok(r.into())
+}
+
+fn output_data<T: Elem>(v: &ort::value::DynValue) -> Result<(Vec<usize>, Data), Error> {
+    let (shape, s) = v
+        .try_extract_tensor::<T>()
+        .map_err(|e| Error::Inference(e.to_string()))?;
+    let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+    Ok((shape, T::wrap(s.to_vec())))
+}
+
+/// Runs `inputs` (named, in any order) and returns every output in graph order.
+pub fn run(
+    session: &mut Session,
+    meta: &Metadata,
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, Error> {
+    let values: Vec<(&str, SessionInputValue<'_>)> = inputs
+        .iter()
+        .map(|t| Ok((t.name.as_str(), with_dtype!(t.dtype(), input_value(t))?)))
+        .collect::<Result<_, Error>>()?;
+    let outputs = session
+        .run(values)
+        .map_err(|e| Error::Inference(e.to_string()))?;
+    meta.outputs
+        .iter()
+        .map(|spec| {
+            let v = outputs
+                .get(spec.name.as_str())
+                .ok_or_else(|| Error::Inference(format!("output {:?} missing", spec.name)))?;
+            let (shape, data) = with_dtype!(spec.dtype, output_data(v))?;
+            Ok(Tensor {
+                name: spec.name.clone(),
+                shape,
+                data,
+            })
+        })
+        .collect()
+}
+
+/// Bytes the process has allocated now: glibc's in-use heap (arenas plus
+/// mmapped chunks), which, unlike RSS, goes down when a model is freed and
+/// is not fooled by the allocator reusing freed pages.
+pub fn allocated_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads allocator statistics.
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd) as u64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+}
