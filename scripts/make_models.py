@@ -11,6 +11,8 @@ Writes (deterministically, fixed seeds):
   (float32 [N,3] = ids * scale).
 - tests/fixtures/models/expected.json: inputs and the outputs numpy computes
   for them, so tests can check ONNX Runtime's answers.
+- tests/fixtures/unsupported/fp16_input/model.onnx: a model whose input is
+  float16, which Conduit refuses at load with a clear error.
 """
 import json
 import os
@@ -93,6 +95,16 @@ def two_io():
     return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
 
 
+def fp16_input():
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
+        "fp16_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
 def main():
     demo, demo_w = mlp("demo", [4, 8, 3], seed=1, softmax=True)
     save(demo, os.path.join(ROOT, "models/demo/model.onnx"))
@@ -102,6 +114,7 @@ def main():
     m, mlp_w = mlp("mlp", [16, 32, 4], seed=2, softmax=False)
     save(m, os.path.join(ROOT, "tests/fixtures/models/mlp/model.onnx"))
     save(two_io(), os.path.join(ROOT, "tests/fixtures/models/two_io/model.onnx"))
+    save(fp16_input(), os.path.join(ROOT, "tests/fixtures/unsupported/fp16_input/model.onnx"))
 
     rng = np.random.default_rng(3)
     demo_x = rng.standard_normal((2, 4)).astype(np.float32)
