@@ -627,3 +627,28 @@ fn encode(name: &str, version: &str, wanted: &Wanted, outs: &[Tensor]) -> Respon
     Response::with_body(200, "application/octet-stream", body)
         .header(HEADER_LEN, json_len.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn engine_errors_map_to_kserve_statuses() {
+        let full = error_reply(&Error::QueueFull);
+        assert_eq!(full.status(), 503);
+        assert_eq!(full.get_header("retry-after"), Some("1"));
+        assert_eq!(
+            error_reply(&Error::QueueTimeout(Duration::from_millis(5))).status(),
+            504
+        );
+        assert_eq!(error_reply(&Error::BadInput("x".into())).status(), 400);
+        assert_eq!(error_reply(&Error::InvalidName("..".into())).status(), 400);
+        assert_eq!(error_reply(&Error::NotFound("m".into())).status(), 404);
+        let missing = error_reply(&Error::LibraryMissing { looked: "x".into() });
+        assert_eq!(missing.status(), 503);
+        assert!(std::str::from_utf8(missing.body())
+            .unwrap()
+            .contains("scripts/fetch-onnxruntime"));
+    }
+}

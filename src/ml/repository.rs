@@ -473,6 +473,13 @@ impl Repository {
                     cfg,
                     batcher,
                 });
+                // Listeners first: once the index says READY, the model's tool exists.
+                let changed = lock(&e.known).replace(meta.clone()).as_deref() != Some(&*meta);
+                if changed {
+                    for f in lock(&self.listeners).iter() {
+                        f(&e.name, &meta);
+                    }
+                }
                 *lock(&e.state) = State::Ready(loaded);
                 e.last_used.store(
                     self.clock.fetch_add(1, Ordering::Relaxed) + 1,
@@ -480,12 +487,6 @@ impl Repository {
                 );
                 e.stats.set_memory(memory);
                 tracing::info!(model = %e.name, memory, ms = t.elapsed().as_millis() as u64, max_batch_size = meta.max_batch_size, "model loaded");
-                let changed = lock(&e.known).replace(meta.clone()).as_deref() != Some(&*meta);
-                if changed {
-                    for f in lock(&self.listeners).iter() {
-                        f(&e.name, &meta);
-                    }
-                }
                 self.enforce_budget(&e.name);
                 Ok(())
             }

@@ -8,6 +8,7 @@ mod http_limits;
 mod mcp_http;
 mod mcp_stdio;
 mod ml_runtime;
+mod ml_serve;
 mod shutdown;
 mod smuggling;
 mod sse;

@@ -97,7 +97,7 @@ fn initialize_version(addr: SocketAddr, version: &str) -> String {
     sid
 }
 
-fn initialize(addr: SocketAddr) -> String {
+pub(crate) fn initialize(addr: SocketAddr) -> String {
     initialize_version(addr, VERSION)
 }
 
@@ -131,7 +131,7 @@ fn request(addr: SocketAddr, sid: &str, id: i64, method: &str, params: Value) ->
 
 /// The `result` of a successful request.
 #[track_caller]
-fn result(addr: SocketAddr, sid: &str, method: &str, params: Value) -> Value {
+pub(crate) fn result(addr: SocketAddr, sid: &str, method: &str, params: Value) -> Value {
     let v = request(addr, sid, 7, method, params);
     assert!(v.get("error").is_none(), "{method}: unexpected error {v}");
     v["result"].clone()

@@ -6,8 +6,9 @@
 use conduit::app::{self, Running};
 use conduit::config::Config;
 use conduit::http::Router;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every socket read in tests gives up after this long.
@@ -665,4 +666,73 @@ fn parse_sse_block(block: &[u8]) -> SseEvent {
         }
     }
     ev
+}
+
+// ---------------------------------------------------------------------------
+// The real binary as a child process.
+
+/// A `conduit serve` child process; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `conduit serve` on an ephemeral port and reads the port from its log.
+pub fn start_binary(extra_env: &[(&str, &str)]) -> Proc {
+    start_binary_with(&[], extra_env, None)
+}
+
+/// Like [`start_binary`], with extra `serve` arguments and a working directory.
+pub fn start_binary_with(
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+    cwd: Option<&std::path::Path>,
+) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conduit"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--io-threads",
+        "1",
+        "--log-format",
+        "json",
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd.args(args);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn conduit");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(addr) = v["fields"]["listen"].as_str() {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("conduit logged its address");
+    Proc {
+        child,
+        addr: addr.parse().unwrap(),
+    }
 }

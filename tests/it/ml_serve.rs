@@ -1,0 +1,535 @@
+//! Inference over the wire (issue #4): the KServe v2 routes on real
+//! models, batching seen in /metrics, the LRU under a memory budget, models
+//! that fail to load, a server without ONNX Runtime, models as MCP tools.
+//! (tests/triton/ checks the same routes with the tritonclient package.)
+
+use crate::support::*;
+use conduit::config::Config;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn ort_lib() -> String {
+    format!("{ROOT}/.cache/onnxruntime/libonnxruntime.so.1.31.1")
+}
+
+/// A fresh model repository under the temp dir.
+fn temp_repo(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "conduit-models-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Copies fixture model `src` (under tests/fixtures) into `repo/name`, with `config`.
+fn add_model(repo: &Path, src: &str, name: &str, config: Option<&str>) {
+    let dir = repo.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        format!("{ROOT}/tests/fixtures/{src}/model.onnx"),
+        dir.join("model.onnx"),
+    )
+    .unwrap();
+    if let Some(c) = config {
+        std::fs::write(dir.join("config.toml"), c).unwrap();
+    }
+}
+
+fn ml_config(repo: &Path, eager: bool) -> Config {
+    let mut cfg = test_config();
+    cfg.ml.models = repo.display().to_string();
+    cfg.ml.ort_library = Some(ort_lib());
+    cfg.ml.eager_load = eager;
+    cfg
+}
+
+fn post_json(addr: SocketAddr, path: &str, body: &Value) -> RawResponse {
+    let b = body.to_string();
+    let raw = http_request(
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        b.as_bytes(),
+    );
+    exchange(addr, &raw).0
+}
+
+fn get_path(addr: SocketAddr, path: &str) -> RawResponse {
+    exchange(addr, &http_request("GET", path, &[], b"")).0
+}
+
+fn mlp_row(i: usize) -> Vec<f32> {
+    (0..16).map(|j| ((i * 16 + j) as f32).sin()).collect()
+}
+
+fn mlp_request(rows: &[Vec<f32>]) -> Value {
+    json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 16], "data": rows}]})
+}
+
+#[track_caller]
+fn infer_ok(addr: SocketAddr, model: &str, body: &Value) -> Value {
+    let r = post_json(addr, &format!("/v2/models/{model}/infer"), body);
+    assert_eq!(r.status, 200, "{model}: {}", r.body_str());
+    r.json()
+}
+
+/// The value of one Prometheus sample line (`name{labels} value`).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn index(addr: SocketAddr) -> Vec<Value> {
+    let r = post_json(addr, "/v2/repository/index", &json!({}));
+    assert_eq!(r.status, 200);
+    r.json().as_array().cloned().unwrap()
+}
+
+fn state_of(addr: SocketAddr, name: &str) -> Value {
+    index(addr)
+        .into_iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the index"))
+}
+
+/// Waits until the background loader has tried every model.
+fn wait_all_tried(addr: SocketAddr) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let idx = index(addr);
+        if idx.iter().all(|e| e["state"] != "UNLOADED") {
+            return idx;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "models never loaded: {idx:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_io_answers_json_and_binary_like_numpy() {
+    let repo = temp_repo("twoio");
+    add_model(&repo, "models/two_io", "two_io", None);
+    let srv = spawn_server(ml_config(&repo, false));
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/tests/fixtures/models/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let e = &expected["two_io"];
+    let body = json!({
+        "id": "req-1",
+        "inputs": [
+            {"name": "scale", "datatype": "FP32", "shape": [2, 1], "data": e["scale"]},
+            {"name": "ids", "datatype": "INT64", "shape": [2, 3], "data": e["ids"]},
+        ]
+    });
+    let v = infer_ok(srv.addr, "two_io", &body);
+    assert_eq!(v["id"], "req-1");
+    assert_eq!(v["model_name"], "two_io");
+    let out = |name: &str| {
+        v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(out("sum")["datatype"], "INT64");
+    assert_eq!(out("sum")["shape"], json!([2, 1]));
+    assert_eq!(out("sum")["data"], json!([6, 15]));
+    assert_eq!(
+        out("scaled")["data"],
+        json!([0.5, 1.0, 1.5, 8.0, 10.0, 12.0])
+    );
+
+    // Binary in, one binary output out.
+    let mut bin = Vec::new();
+    for x in [1i64, 2, 3, 4, 5, 6] {
+        bin.extend_from_slice(&x.to_le_bytes());
+    }
+    for x in [0.5f32, 2.0] {
+        bin.extend_from_slice(&x.to_le_bytes());
+    }
+    let head = json!({
+        "inputs": [
+            {"name": "ids", "datatype": "INT64", "shape": [2, 3], "parameters": {"binary_data_size": 48}},
+            {"name": "scale", "datatype": "FP32", "shape": [2, 1], "parameters": {"binary_data_size": 8}},
+        ],
+        "outputs": [{"name": "sum", "parameters": {"binary_data": true}}]
+    })
+    .to_string();
+    let mut body = head.clone().into_bytes();
+    body.extend_from_slice(&bin);
+    let hl = head.len().to_string();
+    let raw = http_request(
+        "POST",
+        "/v2/models/two_io/infer",
+        &[("Inference-Header-Content-Length", &hl)],
+        &body,
+    );
+    let r = exchange(srv.addr, &raw).0;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let n: usize = r
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body[..n]).unwrap();
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 16);
+    let sums: Vec<i64> = r.body[n..]
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(sums, vec![6, 15]);
+}
+
+#[test]
+fn bad_requests_get_400_404_and_never_500() {
+    let repo = temp_repo("bad");
+    add_model(&repo, "models/mlp", "mlp", None);
+    let srv = spawn_server(ml_config(&repo, false));
+    let a = srv.addr;
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 15], "data": vec![0.0; 15]}]}),
+            400,
+            "shape",
+        ),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 16], "data": vec![0.0; 16]}]}),
+            400,
+            "datatype",
+        ),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 16], "data": vec![0.0; 15]}]}),
+            400,
+            "elements",
+        ),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "nope", "datatype": "FP32", "shape": [1, 16], "data": vec![0.0; 16]}]}),
+            400,
+            "no input",
+        ),
+        ("mlp", json!({"inputs": []}), 400, "missing"),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4294967296u64, 4294967296u64], "data": []}]}),
+            400,
+            "shape",
+        ),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [64, 16], "data": []}]}),
+            400,
+            "batch",
+        ),
+        (
+            "mlp",
+            json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 16], "data": vec![0.0; 16]}], "outputs": [{"name": "x"}]}),
+            400,
+            "no output",
+        ),
+        ("mlp", json!([1, 2]), 400, "object"),
+        ("nope", json!({}), 404, "unknown model"),
+    ];
+    for (model, body, status, needle) in cases {
+        let r = post_json(a, &format!("/v2/models/{model}/infer"), &body);
+        assert_eq!(r.status, status, "{body}: {}", r.body_str());
+        let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(needle), "{body}: {err:?} lacks {needle:?}");
+    }
+    let r = post_json(a, "/v2/models/..%2f..%2fetc/infer", &json!({}));
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    let r = get_path(a, "/v2/models/mlp/versions/7");
+    assert_eq!(r.status, 404, "{}", r.body_str());
+    // The repository API is off by default (SECURITY.md I4).
+    let r = post_json(a, "/v2/repository/models/mlp/unload", &json!({}));
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    // Still serving.
+    infer_ok(a, "mlp", &mlp_request(&[mlp_row(0)]));
+}
+
+#[test]
+fn concurrent_one_row_requests_are_batched_and_measured() {
+    let repo = temp_repo("batch");
+    add_model(
+        &repo,
+        "models/mlp",
+        "mlp",
+        Some("max_batch_size = 64\nmax_queue_delay_us = 20000\n"),
+    );
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let alone = infer_ok(a, "mlp", &mlp_request(&[mlp_row(5)]));
+    let threads: Vec<_> = (0..64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let v = infer_ok(a, "mlp", &mlp_request(&[mlp_row(i)]));
+                (i, v["outputs"][0]["data"].clone())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, data) = t.join().unwrap();
+        assert_eq!(data.as_array().unwrap().len(), 4);
+        if i == 5 {
+            // Batched with others, the row's answer is the one it got alone.
+            let want = alone["outputs"][0]["data"].as_array().unwrap();
+            for (x, y) in data.as_array().unwrap().iter().zip(want) {
+                assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5);
+            }
+        }
+    }
+    let text = get_path(a, "/metrics").body_str();
+    let count = metric(&text, "conduit_inference_batch_size_count{model=\"mlp\"}").unwrap();
+    let sum = metric(&text, "conduit_inference_batch_size_sum{model=\"mlp\"}").unwrap();
+    assert_eq!(sum, 65.0, "{text}");
+    assert!(
+        count < 65.0,
+        "65 rows ran in {count} batches: never batched"
+    );
+    let requests = metric(
+        &text,
+        "conduit_inference_requests_total{model=\"mlp\",outcome=\"success\"}",
+    );
+    assert_eq!(requests, Some(65.0));
+    for series in [
+        "conduit_inference_queue_seconds_count{model=\"mlp\"}",
+        "conduit_inference_compute_seconds_count{model=\"mlp\"}",
+    ] {
+        assert!(metric(&text, series).unwrap() > 0.0, "{series}");
+    }
+    let stats = get_path(a, "/v2/models/mlp/stats").json();
+    assert_eq!(stats["model_stats"][0]["inference_count"], 65);
+    assert_eq!(stats["model_stats"][0]["execution_count"], count as u64);
+}
+
+#[test]
+fn models_that_cannot_load_say_why_and_the_others_keep_serving() {
+    let repo = temp_repo("broken");
+    add_model(&repo, "models/mlp", "mlp", None);
+    add_model(&repo, "unsupported/fp16_input", "fp16", None);
+    std::fs::create_dir_all(repo.join("corrupt")).unwrap();
+    std::fs::write(repo.join("corrupt/model.onnx"), b"this is not a protobuf").unwrap();
+    std::fs::create_dir_all(repo.join("missing")).unwrap();
+    std::fs::write(repo.join("missing/config.toml"), "max_batch_size = 0\n").unwrap();
+    std::fs::create_dir_all(repo.join("badconfig")).unwrap();
+    std::fs::write(repo.join("badconfig/config.toml"), "max_batch = 1\n").unwrap();
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let idx = wait_all_tried(a);
+    let reason = |name: &str| -> String {
+        let e = idx.iter().find(|e| e["name"] == name).unwrap();
+        assert_eq!(e["state"], "UNAVAILABLE", "{e}");
+        e["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason("corrupt").contains("ONNX Runtime cannot load"));
+    assert!(reason("missing").contains("no model file"));
+    assert!(reason("fp16").contains("Float16"), "{}", reason("fp16"));
+    assert!(reason("badconfig").contains("max_batch"));
+    assert_eq!(state_of(a, "mlp")["state"], "READY");
+    for bad in ["corrupt", "missing", "fp16"] {
+        let r = post_json(
+            a,
+            &format!("/v2/models/{bad}/infer"),
+            &mlp_request(&[mlp_row(0)]),
+        );
+        assert_eq!(r.status, 503, "{}", r.body_str());
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed to load"));
+        assert_eq!(get_path(a, &format!("/v2/models/{bad}/ready")).status, 503);
+    }
+    infer_ok(a, "mlp", &mlp_request(&[mlp_row(1), mlp_row(2)]));
+}
+
+/// `conduit_model_memory_bytes` of each model.
+fn memory(addr: SocketAddr, names: &[&str]) -> Vec<f64> {
+    let text = get_path(addr, "/metrics").body_str();
+    names
+        .iter()
+        .map(|n| {
+            metric(
+                &text,
+                &format!("conduit_model_memory_bytes{{model=\"{n}\"}}"),
+            )
+            .unwrap_or(0.0)
+        })
+        .collect()
+}
+
+fn lru_repo() -> PathBuf {
+    let repo = temp_repo("lru");
+    for n in ["warm", "a", "b", "c"] {
+        add_model(&repo, "models/mlp", n, None);
+    }
+    repo
+}
+
+/// Loads and unloads `warm`, so one-time ONNX Runtime costs are not charged to `a`.
+fn warm_up(addr: SocketAddr) {
+    assert_eq!(
+        post_json(addr, "/v2/repository/models/warm/load", &json!({})).status,
+        200
+    );
+    assert_eq!(
+        post_json(addr, "/v2/repository/models/warm/unload", &json!({})).status,
+        200
+    );
+}
+
+#[test]
+fn lru_evicts_the_least_recently_used_idle_model_and_reloads_it() {
+    // Child processes: memory is measured process-wide, and other tests here allocate.
+    let repo = lru_repo();
+    let models = repo.display().to_string();
+    let common = ["--models", models.as_str()];
+    let env_base = [
+        ("CONDUIT_ML_EAGER_LOAD", "false"),
+        ("CONDUIT_ML_REPOSITORY_API", "true"),
+        ("CONDUIT_ML_ORT_LIBRARY", ""),
+    ];
+    let lib = ort_lib();
+    let mut env: Vec<(&str, &str)> = env_base.to_vec();
+    env[2].1 = lib.as_str();
+
+    // 1. No budget: how much does each copy take?
+    let p = start_binary_with(&common, &env, None);
+    warm_up(p.addr);
+    for n in ["a", "b", "c"] {
+        infer_ok(p.addr, n, &mlp_request(&[mlp_row(0)]));
+    }
+    let m = memory(p.addr, &["a", "b", "c"]);
+    drop(p);
+    assert!(m.iter().all(|&x| x > 0.0), "memory not measured: {m:?}");
+    let biggest = m.iter().cloned().fold(0.0, f64::max);
+    // Room for two, not three.
+    let budget = ((biggest * 2.5) as u64).to_string();
+
+    // 2. A budget for two models, three in use.
+    env.push(("CONDUIT_ML_MEMORY_BUDGET_BYTES", budget.as_str()));
+    let p = start_binary_with(&common, &env, None);
+    warm_up(p.addr);
+    let row = mlp_request(&[mlp_row(3)]);
+    let first = infer_ok(p.addr, "a", &row);
+    infer_ok(p.addr, "b", &row);
+    infer_ok(p.addr, "c", &row);
+    let states = |p: &Proc| -> Vec<String> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| state_of(p.addr, n)["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        states(&p),
+        ["UNLOADED", "READY", "READY"],
+        "budget {budget}, sizes {m:?}"
+    );
+    // `a` comes back transparently, and `b` (now the least recently used) goes.
+    let again = infer_ok(p.addr, "a", &row);
+    assert_eq!(again["outputs"], first["outputs"]);
+    assert_eq!(states(&p), ["READY", "UNLOADED", "READY"]);
+}
+
+#[test]
+fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
+    // A working directory without .cache/, and no library configured.
+    let dir = temp_repo("noort");
+    add_model(&dir, "models/mlp", "mlp", None);
+    let models = dir.display().to_string();
+    let p = start_binary_with(
+        &["--models", models.as_str()],
+        &[("ORT_DYLIB_PATH", "")],
+        Some(&dir),
+    );
+    let r = get_path(p.addr, "/plaintext");
+    assert_eq!(r.status, 200);
+    let r = post_json(p.addr, "/v2/models/mlp/infer", &mlp_request(&[mlp_row(0)]));
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    let err = r.json()["error"].as_str().unwrap().to_string();
+    assert!(err.contains("scripts/fetch-onnxruntime"), "{err}");
+    assert_eq!(get_path(p.addr, "/v2/health/ready").status, 503);
+    assert_eq!(get_path(p.addr, "/v2/health/live").status, 200);
+}
+
+#[test]
+fn models_are_mcp_tools_that_share_the_batcher() {
+    let repo = temp_repo("tools");
+    add_model(&repo, "models/two_io", "two_io", None);
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    wait_all_tried(a);
+    let sid = crate::mcp_http::initialize(a);
+    let tools = crate::mcp_http::result(a, &sid, "tools/list", json!({}));
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"list_models") && names.contains(&"model_two_io"),
+        "{names:?}"
+    );
+    let listed = crate::mcp_http::result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "list_models", "arguments": {}}),
+    );
+    assert_eq!(listed["structuredContent"]["models"][0]["name"], "two_io");
+    assert_eq!(
+        listed["structuredContent"]["models"][0]["inputs"][0]["name"],
+        "ids"
+    );
+    // Nested arrays, one row without its batch dimension, and {data, shape}.
+    let r = crate::mcp_http::result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "model_two_io", "arguments": {
+            "ids": [1, 2, 3],
+            "scale": {"data": [2.0], "shape": [1, 1]},
+        }}),
+    );
+    assert_ne!(r["isError"], json!(true), "{r}");
+    let out = &r["structuredContent"]["outputs"];
+    assert_eq!(out["sum"]["data"], json!([6]), "{r}");
+    assert_eq!(out["scaled"]["data"], json!([2.0, 4.0, 6.0]), "{r}");
+    // A bad input is a tool error the agent can read, not a protocol error.
+    let r = crate::mcp_http::result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "model_two_io", "arguments": {"ids": [[1, 2]], "scale": [[1.0]]}}),
+    );
+    assert_eq!(r["isError"], json!(true), "{r}");
+    // The MCP call went through the model's batcher: counted with HTTP requests.
+    let text = get_path(a, "/metrics").body_str();
+    assert_eq!(
+        metric(
+            &text,
+            "conduit_inference_requests_total{model=\"two_io\",outcome=\"success\"}"
+        ),
+        Some(1.0)
+    );
+}
