@@ -99,6 +99,8 @@ pub struct Conn {
     served: u32,
     seq: u32,
     shutting_down: bool,
+    /// The request being read belongs to a route with JSON error bodies.
+    json_errors: bool,
     /// A fresh clock reading shared by the responses of one batch, taken
     /// lazily (one clock read per batch, not per request).
     clock: Option<Instant>,
@@ -122,6 +124,7 @@ impl Conn {
             served: 0,
             seq: 0,
             shutting_down: false,
+            json_errors: false,
             clock: None,
         }
     }
@@ -195,6 +198,7 @@ impl Conn {
                 // Only reachable if a handler re-entered the loop; treat as an internal error.
                 return Step::Done(self.fail_internal(io));
             };
+            self.json_errors = false;
             let parsed = parse_head(io.rbuf, &self.svc.limits, &mut req);
             let (head_len, fr, path) = match parsed {
                 Ok(Some(h)) => h,
@@ -218,7 +222,10 @@ impl Conn {
             };
             let mut params = std::mem::take(&mut req.params);
             let target = match self.svc.router.find(req.method, path, &mut params) {
-                Match::Found(r) => Target::Route(r.index),
+                Match::Found(r) => {
+                    self.json_errors = r.json_errors;
+                    Target::Route(r.index)
+                }
                 Match::NotFound => Target::NotFound,
                 Match::MethodNotAllowed(allow) => Target::NotAllowed(allow),
             };
@@ -520,7 +527,13 @@ impl Conn {
     fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
         self.svc.metrics.record(None, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
-        self.close_with(&Response::text(e.status(), format!("{e}\n")), head_only, io)
+        let resp = if self.json_errors {
+            let body = serde_json::json!({ "error": e.to_string() }).to_string();
+            Response::json(e.status(), body)
+        } else {
+            Response::text(e.status(), format!("{e}\n"))
+        };
+        self.close_with(&resp, head_only, io)
     }
 
     fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {

@@ -24,6 +24,9 @@ pub struct Route {
     pub(crate) max_body_bytes: Option<u64>,
     /// Served without authentication (health checks, auth metadata).
     pub(crate) public: bool,
+    /// Errors the connection layer answers for this route (413, 408, bad
+    /// chunked framing) have a JSON body `{"error": "..."}` (e.g. KServe v2).
+    pub(crate) json_errors: bool,
     /// Position in the router, used as the metrics label index.
     pub(crate) index: usize,
 }
@@ -167,6 +170,7 @@ impl Router {
         let label: &'static str = Box::leak(pattern.to_string().into_boxed_str());
         self.routes.push(Route {
             public: false,
+            json_errors: false,
             method,
             pattern: pattern.to_string(),
             label,
@@ -198,6 +202,20 @@ impl Router {
     pub fn public(&mut self, pattern: &str) -> &mut Router {
         for r in self.routes.iter_mut().filter(|r| r.pattern == pattern) {
             r.public = true;
+        }
+        self
+    }
+
+    /// Makes the connection layer's errors for routes whose pattern starts
+    /// with `prefix` JSON `{"error": "..."}` instead of text (APIs whose
+    /// clients parse every error body, like KServe v2's).
+    pub fn json_errors(&mut self, prefix: &str) -> &mut Router {
+        for r in self
+            .routes
+            .iter_mut()
+            .filter(|r| r.pattern.starts_with(prefix))
+        {
+            r.json_errors = true;
         }
         self
     }

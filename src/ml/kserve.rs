@@ -173,6 +173,8 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             },
         );
     }
+    // tritonclient parses every error body as JSON, 413s from the HTTP layer included.
+    router.json_errors("/v2");
 }
 
 fn repository_action(

@@ -533,3 +533,19 @@ fn models_are_mcp_tools_that_share_the_batcher() {
         Some(1.0)
     );
 }
+
+#[test]
+fn an_oversized_inference_body_gets_413_json_before_it_is_read() {
+    let repo = temp_repo("big");
+    add_model(&repo, "models/mlp", "mlp", None);
+    let mut cfg = ml_config(&repo, false);
+    cfg.ml.max_input_bytes = 1024;
+    let srv = spawn_server(cfg);
+    let raw = format!(
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\n\r\n"
+    );
+    let (r, _) = exchange(srv.addr, raw.as_bytes());
+    assert_eq!(r.status, 413);
+    assert!(r.closes());
+    assert!(r.json()["error"].as_str().unwrap().contains("too large"));
+}
