@@ -541,9 +541,8 @@ fn an_oversized_inference_body_gets_413_json_before_it_is_read() {
     let mut cfg = ml_config(&repo, false);
     cfg.ml.max_input_bytes = 1024;
     let srv = spawn_server(cfg);
-    let raw = format!(
-        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\n\r\n"
-    );
+    let raw =
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\n\r\n";
     let (r, _) = exchange(srv.addr, raw.as_bytes());
     assert_eq!(r.status, 413);
     assert!(r.closes());
