@@ -234,6 +234,8 @@ impl Repository {
                         .filter_map(Result::ok)
                         .filter(|e| e.path().is_dir())
                         .filter_map(|e| e.file_name().into_string().ok())
+                        // Hidden directories (.git, a .venv) are not models.
+                        .filter(|n| !n.starts_with('.'))
                         .collect();
                     names.sort();
                     for name in names {
