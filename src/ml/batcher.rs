@@ -11,6 +11,7 @@ use super::Error;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ort::session::Session;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,26 @@ impl std::fmt::Debug for Job {
 #[derive(Debug)]
 pub struct Batcher {
     tx: Sender<Job>,
+    workers: usize,
+}
+
+/// Worker threads whose batcher was dropped but which have not yet freed
+/// their session: a load measuring memory waits for them ([`settle`]).
+static RETIRING: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        RETIRING.fetch_add(self.workers, Ordering::AcqRel);
+    }
+}
+
+/// Waits (at most `max`) until every dropped batcher's sessions are freed,
+/// so a memory measurement that starts now is not lowered by their frees.
+pub fn settle(max: Duration) {
+    let until = Instant::now() + max;
+    while RETIRING.load(Ordering::Acquire) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 struct Worker {
@@ -62,6 +83,7 @@ impl Batcher {
         stats: Arc<ModelStats>,
     ) -> Result<Batcher, Error> {
         let (tx, rx) = crossbeam_channel::bounded(cfg.max_queue_size);
+        let workers = sessions.len();
         for (i, session) in sessions.into_iter().enumerate() {
             let w = Worker {
                 rx: rx.clone(),
@@ -80,7 +102,7 @@ impl Batcher {
                     why: format!("cannot start a batcher thread: {e}"),
                 })?;
         }
-        Ok(Batcher { tx })
+        Ok(Batcher { tx, workers })
     }
 
     /// Queues a job; a full queue or a stopped model gives the job back with why.
@@ -107,7 +129,14 @@ impl Worker {
                 Some(j) => j,
                 None => match self.rx.recv() {
                     Ok(j) => j,
-                    Err(_) => return,
+                    Err(_) => {
+                        drop(self);
+                        // Saturating: a batcher whose start failed never counted its threads.
+                        let _ = RETIRING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                            Some(v.saturating_sub(1))
+                        });
+                        return;
+                    }
                 },
             };
             let mut rows = first.rows;

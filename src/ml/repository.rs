@@ -460,6 +460,9 @@ impl Repository {
             return Ok(());
         }
         let t = Instant::now();
+        // A model evicted or unloaded just before frees its sessions on its
+        // own threads; let that finish, or it would be subtracted from this one.
+        super::batcher::settle(std::time::Duration::from_secs(5));
         let before = model::allocated_bytes();
         let built = build(rt, e);
         let memory = model::allocated_bytes().saturating_sub(before);
