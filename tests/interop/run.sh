@@ -16,35 +16,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+source "$here/../pylib/venv.sh"
 
-bin="${CONDUIT_BIN:-target/debug/conduit}"
-case "$bin" in
-  /*) ;;
-  *) bin="$repo/$bin" ;;
-esac
-if [ ! -x "$bin" ]; then
-  echo "run.sh: no conduit binary at $bin (run 'cargo build' or set CONDUIT_BIN)" >&2
-  exit 2
-fi
-
-python="${PYTHON:-python3}"
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-  echo "run.sh: $python must be Python >= 3.10 (set PYTHON)" >&2
-  exit 2
-fi
-
-venv="$here/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
-fi
-stamp="$venv/.requirements-stamp"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-fi
-
-export CONDUIT_BIN="$bin"
 cd "$here"
 exec "$venv/bin/python" -m pytest "$@"

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
-import threading
 import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import anyio
@@ -36,14 +33,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-REPO = Path(__file__).resolve().parents[2]
-CONDUIT_BIN = Path(os.environ.get("CONDUIT_BIN", REPO / "target" / "debug" / "conduit"))
-if not CONDUIT_BIN.is_absolute():
-    CONDUIT_BIN = REPO / CONDUIT_BIN
-
-# conduit treats every CONDUIT_* variable as a config key and refuses to
-# start on an unknown one, so CONDUIT_BIN must not reach the child.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "CONDUIT_BIN"}
+from conduit_proc import CHILD_ENV, CONDUIT_BIN, ConduitProcess
 
 TRANSPORTS = ["streamable", "sse", "stdio"]
 TEST_TIMEOUT = 20.0  # seconds, per test body (connect + calls + teardown)
@@ -67,64 +57,13 @@ def anyio_backend() -> str:
 # --------------------------------------------------------------------------
 
 
-class Server:
-    """A `conduit serve` on 127.0.0.1:<ephemeral>, log lines kept for failures."""
+class Server(ConduitProcess):
+    """A `conduit serve` with the conformance fixtures, ready to use."""
 
     def __init__(self) -> None:
-        if not CONDUIT_BIN.exists():
-            pytest.fail(f"conduit binary not found at {CONDUIT_BIN} (build it or set CONDUIT_BIN)")
-        self.log: list[str] = []
-        self.proc = subprocess.Popen(
-            [
-                str(CONDUIT_BIN),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--fixtures",
-                "conformance",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=CHILD_ENV,
-            text=True,
-        )
-        self.addr = self._await_listen(timeout=10.0)
-        # Keep draining stderr so the server never blocks on a full pipe.
-        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._drain.start()
+        super().__init__(["--fixtures", "conformance"])
         self.base = f"http://{self.addr}"
         self._await_ready(timeout=10.0)
-
-    def _await_listen(self, timeout: float) -> str:
-        found: list[str] = []
-
-        def scan() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.log.append(line)
-                try:
-                    listen = json.loads(line).get("fields", {}).get("listen")
-                except ValueError:
-                    continue
-                if listen:
-                    found.append(listen)
-                    return
-
-        t = threading.Thread(target=scan, daemon=True)
-        t.start()
-        t.join(timeout)
-        if not found:
-            self.stop()
-            pytest.fail("conduit did not log its listen address:\n" + "".join(self.log))
-        return found[0]
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
 
     def _await_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -137,15 +76,6 @@ class Server:
             time.sleep(0.05)
         self.stop()
         pytest.fail("conduit never became ready:\n" + "".join(self.log))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @pytest.fixture

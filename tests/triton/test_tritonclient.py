@@ -17,11 +17,9 @@ stopped with SIGTERM (then SIGKILL) at the end of the module.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -34,10 +32,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-REPO = Path(__file__).resolve().parents[2]
-CONDUIT_BIN = Path(os.environ.get("CONDUIT_BIN", REPO / "target" / "debug" / "conduit"))
-if not CONDUIT_BIN.is_absolute():
-    CONDUIT_BIN = REPO / CONDUIT_BIN
+from conduit_proc import REPO, ConduitProcess
+
 ORT_VERSION = "1.31.1"
 ORT_DYLIB = os.environ.get(
     "ORT_DYLIB_PATH", str(REPO / ".cache" / "onnxruntime" / f"libonnxruntime.so.{ORT_VERSION}")
@@ -45,10 +41,6 @@ ORT_DYLIB = os.environ.get(
 FIXTURES = REPO / "tests" / "fixtures" / "models"
 MODELS = ["mlp", "two_io"]
 
-# conduit treats every CONDUIT_* variable as a config key and refuses to
-# start on an unknown one, so CONDUIT_BIN must not reach the child.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "CONDUIT_BIN"}
-CHILD_ENV["ORT_DYLIB_PATH"] = ORT_DYLIB
 
 SMALL_LIMIT = 65536  # CONDUIT_ML_MAX_INPUT_BYTES for the size-limit server
 RTOL = 1e-4
@@ -60,68 +52,17 @@ ATOL = 1e-6
 # --------------------------------------------------------------------------
 
 
-class Server:
+class Server(ConduitProcess):
     """A `conduit serve` on 127.0.0.1:<ephemeral> over a temporary model repository."""
 
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
-        if not CONDUIT_BIN.exists():
-            pytest.fail(f"conduit binary not found at {CONDUIT_BIN} (build it or set CONDUIT_BIN)")
         if not Path(ORT_DYLIB).exists():
             pytest.fail(f"ONNX Runtime not found at {ORT_DYLIB} (run scripts/fetch-onnxruntime)")
         self.repo = Path(tempfile.mkdtemp(prefix="conduit-triton-"))
         for name in MODELS:
             shutil.copytree(FIXTURES / name, self.repo / name)
-        self.log: list[str] = []
-        self.proc = subprocess.Popen(
-            [
-                str(CONDUIT_BIN),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--models",
-                str(self.repo),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**CHILD_ENV, **(extra_env or {})},
-            text=True,
-        )
-        self.url = self._await_listen(timeout=10.0)  # "127.0.0.1:PORT", no scheme
-        # Keep draining stderr so the server never blocks on a full pipe.
-        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._drain.start()
-
-    def _await_listen(self, timeout: float) -> str:
-        """The address from the `conduit listening` line (`fields.listen`)."""
-        found: list[str] = []
-
-        def scan() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.log.append(line)
-                try:
-                    listen = json.loads(line).get("fields", {}).get("listen")
-                except ValueError:
-                    continue
-                if listen:
-                    found.append(listen)
-                    return
-
-        t = threading.Thread(target=scan, daemon=True)
-        t.start()
-        t.join(timeout)
-        if not found:
-            self.stop()
-            pytest.fail("conduit did not log its listen address:\n" + "".join(self.log))
-        return found[0]
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
+        super().__init__(["--models", str(self.repo)], {"ORT_DYLIB_PATH": ORT_DYLIB, **(extra_env or {})})
+        self.url = self.addr  # "127.0.0.1:PORT", no scheme: what tritonclient takes
 
     def client(self, **kwargs: Any) -> httpclient.InferenceServerClient:
         kwargs.setdefault("connection_timeout", 5.0)
@@ -145,13 +86,7 @@ class Server:
         pytest.fail(why + "\n--- conduit log (last 50 lines) ---\n" + "".join(self.log[-50:]))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        super().stop()
         shutil.rmtree(self.repo, ignore_errors=True)
 
 
