@@ -87,20 +87,11 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
 
     let mut router = Router::new();
     builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
-    let models = ml::Repository::open(&cfg.ml, ml_metrics);
+    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg));
+    let models = serve_models(cfg, ml_metrics, mcp.as_ref());
     ml::kserve::routes(&mut router, models.clone(), &cfg.ml);
-    let mcp = if cfg.mcp.enabled {
-        let server = mcp_server(cfg);
-        if cfg.ml.mcp_tools {
-            ml::tools::register(&models, &server);
-        }
+    if let Some(server) = &mcp {
         mcp::transport::routes(&mut router, server.clone());
-        Some(server)
-    } else {
-        None
-    };
-    if cfg.ml.eager_load {
-        models.load_all_in_background();
     }
     extra(&mut router);
     let guard = auth_guard(cfg, &mut router)?;
@@ -171,14 +162,25 @@ pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
 /// The MCP server for `conduit stdio`: built-in tools plus the models as tools.
 pub fn stdio_server(cfg: &Config) -> Arc<mcp::Server> {
     let server = mcp_server(cfg);
-    let models = ml::Repository::open(&cfg.ml, ml::stats::Metrics::default());
-    if cfg.ml.mcp_tools {
-        ml::tools::register(&models, &server);
+    serve_models(cfg, ml::stats::Metrics::default(), Some(&server));
+    server
+}
+
+/// The model repository, its models as tools of `mcp` (if `ml.mcp_tools`),
+/// and eager loading started (if `ml.eager_load`).
+fn serve_models(
+    cfg: &Config,
+    metrics: ml::stats::Metrics,
+    mcp: Option<&Arc<mcp::Server>>,
+) -> Arc<ml::Repository> {
+    let models = ml::Repository::open(&cfg.ml, metrics);
+    if let (Some(server), true) = (mcp, cfg.ml.mcp_tools) {
+        ml::tools::register(&models, server);
     }
     if cfg.ml.eager_load {
         models.load_all_in_background();
     }
-    server
+    models
 }
 
 /// The rayon pool can be configured once per process; later calls (tests

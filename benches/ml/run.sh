@@ -105,21 +105,20 @@ point() {
     b1=$(batch_stats "$model")
     mean=$(awk -v a="$b0" -v b="$b1" 'BEGIN{split(a,x," "); split(b,y," "); n=y[2]-x[2]; printf "%.1f", (n > 0 ? (y[1]-x[1])/n : 0)}')
   fi
-  python3 - "$name" "$c" "$mean" "$t0" "$t1" "$CLK_TCK" "$line" >>"$TSV" <<'PY'
+  python3 - "$name" "$c" "$mean" "$t0" "$t1" "$CLK_TCK" "$DURATION" "$line" >>"$TSV" <<'PY'
 import json, sys
-name, c, mean, t0, t1, hz, line = sys.argv[1:]
+name, c, mean, t0, t1, hz, duration, line = sys.argv[1:]
 r = json.loads(line)
 cpu_us = (int(t1) - int(t0)) / int(hz) * 1e6
-per = cpu_us / (r["rps"] * float(__import__("os").environ.get("DURATION", "10"))) if r["rps"] else 0
+per = cpu_us / (r["rps"] * float(duration)) if r["rps"] else 0
 print(f"{name}\t{c}\t{r['rps']:.0f}\t{r['p50_us']}\t{r['p99_us']}\t{mean}\t{per:.1f}\t{r['errors']}")
 PY
   log "$(tail -1 "$TSV")"
 }
-export DURATION
 
 for m in "${RUN_MODELS[@]}"; do
   if [[ $m == mlp* ]]; then
-    hl=$(python3 "$ML_DIR/make_request.py" "$URL" "$m" "$WORK/$m.body" --json)
+    python3 "$ML_DIR/make_request.py" "$URL" "$m" "$WORK/$m.body" --json >/dev/null
     hl=""
   else
     hl=$(python3 "$ML_DIR/make_request.py" "$URL" "$m" "$WORK/$m.body")

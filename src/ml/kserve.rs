@@ -212,28 +212,26 @@ fn repository_action(
     }
 }
 
-/// Leases the model the route names (loading it if needed) and checks the version.
-fn lease_for(repo: &Repository, req: &Request, may_load: bool) -> Result<Option<Lease>, Error> {
-    let name = req.param("name").unwrap_or_default();
-    let Some(lease) = repo.lease_with(name, may_load)? else {
-        return Ok(None);
-    };
-    if let Some(v) = req.param("version") {
-        if v != lease.loaded.version {
-            return Err(Error::VersionNotFound {
-                name: name.to_string(),
-                version: v.to_string(),
-                serving: lease.loaded.version.clone(),
-            });
-        }
+/// Checks that the version the route names (if any) is the one served.
+fn check_version(lease: Lease, req: &Request) -> Result<Lease, Error> {
+    match req.param("version") {
+        Some(v) if v != lease.loaded.version => Err(Error::VersionNotFound {
+            name: lease.name().to_string(),
+            version: v.to_string(),
+            serving: lease.loaded.version.clone(),
+        }),
+        _ => Ok(lease),
     }
-    Ok(Some(lease))
+}
+
+/// The model the route names, loading it if needed, at the version asked for.
+fn lease_for(repo: &Repository, req: &Request) -> Result<Lease, Error> {
+    check_version(repo.lease(req.param("name").unwrap_or_default())?, req)
 }
 
 fn with_model(repo: &Repository, req: &Request, f: impl FnOnce(&Lease) -> Response) -> Response {
-    match lease_for(repo, req, true) {
-        Ok(Some(l)) => f(&l),
-        Ok(None) => error_reply(&Error::Unavailable("model is not loaded".into())),
+    match lease_for(repo, req) {
+        Ok(l) => f(&l),
         Err(e) => error_reply(&e),
     }
 }
@@ -324,8 +322,13 @@ fn stats_of(repo: &Repository, name: &str, version: Option<&str>) -> Result<Valu
 fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Reply {
     // Small bodies for a loaded model: decode here, no thread hop.
     if req.body().len() <= INLINE_BODY_BYTES {
-        match lease_for(repo, req, false) {
+        let name = req.param("name").unwrap_or_default();
+        match repo.lease_with(name, false) {
             Ok(Some(lease)) => {
+                let lease = match check_version(lease, req) {
+                    Ok(l) => l,
+                    Err(e) => return Reply::Response(error_reply(&e)),
+                };
                 let parsed = parse_infer(&lease, req, repo.max_input_bytes());
                 return match parsed {
                     Ok(p) => {
@@ -346,9 +349,8 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
     let repo = repo.clone();
     let mut owned = std::mem::take(req);
     rayon::spawn(move || {
-        let lease = match lease_for(&repo, &owned, true) {
-            Ok(Some(l)) => l,
-            Ok(None) => return,
+        let lease = match lease_for(&repo, &owned) {
+            Ok(l) => l,
             Err(e) => {
                 let _ = responder.respond(error_reply(&e));
                 return;

@@ -136,7 +136,6 @@ pub fn metadata(session: &Session, cfg: &ModelConfig) -> Result<Metadata, String
 /// Opens a session with spinning off (idle intra-op threads must not eat
 /// the cores the I/O loops need).
 pub fn open(rt: &Runtime, file: &Path, threads: usize) -> Result<Session, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     Session::builder(rt.environment())
         .map_err(|e| e.to_string())?
         .with_intra_op_spinning(false)
@@ -145,7 +144,7 @@ pub fn open(rt: &Runtime, file: &Path, threads: usize) -> Result<Session, String
         .map_err(|e| e.to_string())?
         .with_intra_threads(threads)
         .map_err(|e| e.to_string())?
-        .commit_from_memory(&bytes)
+        .commit_from_file(file)
         .map_err(|e| format!("ONNX Runtime cannot load {}: {e}", file.display()))
 }
 
