@@ -77,6 +77,7 @@ impl SseStream {
     /// ignored); `Content-Type: text/event-stream` and `Cache-Control` stay.
     pub fn with_head(mut self, extra: Response) -> SseStream {
         self.head.status = extra.status;
+        self.head.pre = None;
         for (n, v) in extra.headers {
             self.head
                 .headers
