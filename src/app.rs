@@ -215,18 +215,14 @@ fn builtin_routes(
             Mode::Inline,
             |_: &mut Request, _: &mut Cx<'_>| {
                 static PLAINTEXT: OnceLock<Response> = OnceLock::new();
-                Reply::Response(
-                    PLAINTEXT
-                        .get_or_init(|| {
-                            Response::with_body(
-                                200,
-                                "text/plain",
-                                bytes::Bytes::from_static(HELLO.as_bytes()),
-                            )
-                            .prerender()
-                        })
-                        .clone(),
-                )
+                Reply::Static(PLAINTEXT.get_or_init(|| {
+                    Response::with_body(
+                        200,
+                        "text/plain",
+                        bytes::Bytes::from_static(HELLO.as_bytes()),
+                    )
+                    .prerender()
+                }))
             },
         )
         .route(

@@ -20,6 +20,10 @@ pub enum Mode {
 pub enum Reply {
     /// A complete response.
     Response(Response),
+    /// A complete response that lives for the whole process, sent without
+    /// a copy (PERF: the built-in `/plaintext`, a prerendered `static`;
+    /// callgrind, benches/load/pipeline_client.py).
+    Static(&'static Response),
     /// Start a Server-Sent Events stream (see [`Cx::sse`]).
     Sse(SseStream),
     /// The handler took a [`Responder`] from [`Cx::responder`] and will

@@ -284,6 +284,28 @@ mod tests {
     }
 
     #[test]
+    fn short_and_long_targets_split_alike() {
+        let pad = "x".repeat(80);
+        for t in ["/", "/a", "/a?b", "/a?b?c", "/?", "/a?", "/é"] {
+            let long = t.replacen('/', &format!("/{pad}"), 1);
+            let short = split_target(t, 10);
+            let full = split_target(&long, 10);
+            match (short, full) {
+                (Ok((p, q, a)), Ok((lp, lq, la))) => {
+                    assert_eq!(p.start, lp.start, "{t}");
+                    assert_eq!(p.end + pad.len(), lp.end, "{t}");
+                    let shift =
+                        |r: Option<Range<usize>>| r.map(|r| r.start + pad.len()..r.end + pad.len());
+                    assert_eq!(shift(q), lq, "{t}");
+                    assert_eq!(a, la, "{t}");
+                }
+                (Err(_), Err(_)) => assert!(!t.is_ascii()),
+                (s, l) => panic!("{t}: {s:?} vs {l:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn whatever_the_path_the_full_checks_still_decide() {
         let limits = Limits::default();
         let mut req = Request::default();
