@@ -13,6 +13,10 @@ Writes (deterministically, fixed seeds):
   for them, so tests can check ONNX Runtime's answers.
 - tests/fixtures/unsupported/fp16_input/model.onnx: a model whose input is
   float16, which Conduit refuses at load with a clear error.
+- tests/fixtures/slow/model.onnx: `x` FP32 [N,1] -> `out` FP32 [N,1], with no
+  weights but 80 chained 512x512 matrix products per row (about 0.2 s per
+  run on one thread here), so tests can fill a model's queue and outwait its
+  queue timeout.
 """
 import json
 import os
@@ -105,6 +109,32 @@ def fp16_input():
     return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
 
 
+def slow(products=80, n=512):
+    """Expands each row's scalar into an n x n matrix, then multiplies it by
+    itself `products` times (tanh keeps the values bounded), then averages."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape3"], ["x3"]),
+        helper.make_node("Expand", ["x3", "square"], ["h0"]),
+    ]
+    for i in range(products):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", f"h{i}"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("ReduceMean", [f"h{products}"], ["mean"], axes=[1, 2], keepdims=0))
+    nodes.append(helper.make_node("Reshape", ["mean", "shape2"], ["out"]))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 1])],
+        [
+            numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape3"),
+            numpy_helper.from_array(np.array([1, n, n], dtype=np.int64), "square"),
+            numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "shape2"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
 def main():
     demo, demo_w = mlp("demo", [4, 8, 3], seed=1, softmax=True)
     save(demo, os.path.join(ROOT, "models/demo/model.onnx"))
@@ -115,6 +145,7 @@ def main():
     save(m, os.path.join(ROOT, "tests/fixtures/models/mlp/model.onnx"))
     save(two_io(), os.path.join(ROOT, "tests/fixtures/models/two_io/model.onnx"))
     save(fp16_input(), os.path.join(ROOT, "tests/fixtures/unsupported/fp16_input/model.onnx"))
+    save(slow(), os.path.join(ROOT, "tests/fixtures/slow/model.onnx"))
 
     rng = np.random.default_rng(3)
     demo_x = rng.standard_normal((2, 4)).astype(np.float32)

@@ -548,3 +548,84 @@ fn an_oversized_inference_body_gets_413_json_before_it_is_read() {
     assert!(r.closes());
     assert!(r.json()["error"].as_str().unwrap().contains("too large"));
 }
+
+/// One row for `tests/fixtures/slow`, whose run keeps its instance busy
+/// for ~0.2 s (80 chained 512×512 products).
+fn slow_request() -> Value {
+    json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [0.001]}]})
+}
+
+/// Sends `n` requests to `model` at once, each on its own connection.
+fn concurrently(addr: SocketAddr, model: &str, n: usize) -> Vec<RawResponse> {
+    let path = format!("/v2/models/{model}/infer");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| s.spawn(|| post_json(addr, &path, &slow_request())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_a_queue_timeout_504() {
+    let repo = temp_repo("slow");
+    // One instance, one queue slot: while a run takes ~0.2 s, a third request has nowhere to wait.
+    add_model(
+        &repo,
+        "slow",
+        "full",
+        Some("max_batch_size = 0\nmax_queue_size = 1\n"),
+    );
+    // A request queued behind a ~0.2 s run outwaits a 50 ms queue timeout.
+    add_model(
+        &repo,
+        "slow",
+        "late",
+        Some("max_batch_size = 0\nqueue_timeout_ms = 50\n"),
+    );
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    for e in wait_all_tried(a) {
+        assert_eq!(e["state"], "READY", "{e}");
+    }
+
+    // Each answer is a success or the expected refusal, never anything else.
+    let check = |answers: &[RawResponse], refusal: u16, why: &str| -> usize {
+        let mut refused = 0;
+        for r in answers {
+            if r.status == 200 {
+                assert_eq!(r.json()["outputs"][0]["shape"], json!([1, 1]));
+                continue;
+            }
+            assert_eq!(r.status, refusal, "{}", r.body_str());
+            let msg = r.json()["error"].as_str().unwrap().to_string();
+            assert!(msg.contains(why), "{msg}");
+            refused += 1;
+        }
+        refused
+    };
+
+    let answers = concurrently(a, "full", 3);
+    assert!(
+        check(&answers, 503, "queue is full") >= 1,
+        "one run and one queue slot cannot take three requests"
+    );
+    for r in answers.iter().filter(|r| r.status == 503) {
+        let secs: u64 = r
+            .header("Retry-After")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!(secs >= 1);
+    }
+
+    let answers = concurrently(a, "late", 2);
+    assert!(
+        check(&answers, 504, "longer than 50 ms") >= 1,
+        "one of two waits ~0.2 s behind the other"
+    );
+
+    // Both models still serve.
+    infer_ok(a, "full", &slow_request());
+    infer_ok(a, "late", &slow_request());
+}
