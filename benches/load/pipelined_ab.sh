@@ -2,7 +2,7 @@
 # Quick pinned A/B of the pipelined scenario only: Conduit against may-peer,
 # wrk's TechEmpower heads, 16 deep, 256 connections; server on core 0 with
 # one thread, wrk -t1 on core 1. Prints req/s and server CPU µs/request per
-# run. Uses existing release binaries (build them with benches/load/run.sh
+# run (user and system). Uses existing release binaries (build them with benches/load/run.sh
 # or cargo build --release). Asserts nothing.
 #
 #   ROUNDS=2 DURATION=8 benches/load/pipelined_ab.sh
@@ -21,19 +21,19 @@ wrk_run() { # PORT SECONDS
     -s "$ROOT/benches/load/pipeline.lua" "http://127.0.0.1:$1/plaintext" -- 16
 }
 run() { # NAME PORT CMD...
-  local name=$1 port=$2 pid t0 t1 out rps reqs
+  local name=$1 port=$2 pid u0 s0 u1 s1 out rps reqs
   shift 2
   taskset -c 0 "$@" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do curl -s -o /dev/null "localhost:$port/plaintext" && break; sleep 0.2; done
   wrk_run "$port" 2 >/dev/null
-  t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   out=$(wrk_run "$port" "$DURATION")
-  t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   reqs=$(awk '/requests in/{print $1}' <<<"$out")
-  python3 -c "import sys; n,r,q,c,h=sys.argv[1:]; print('%-8s %10.0f req/s  %.3f us CPU/req' % (n, float(r), float(c)/int(h)*1e6/int(q)))" \
-    "$name" "$rps" "$reqs" "$((t1 - t0))" "$HZ"
+  python3 -c "import sys; n,r,q,u,s,h=sys.argv[1:]; f=1e6/int(h)/int(q); print('%-8s %10.0f req/s  %.3f us CPU/req (user %.3f, sys %.3f)' % (n, float(r), (int(u)+int(s))*f, int(u)*f, int(s)*f))" \
+    "$name" "$rps" "$reqs" "$((u1 - u0))" "$((s1 - s0))" "$HZ"
   # may-peer ignores SIGINT.
   kill -INT "$pid" 2>/dev/null; sleep 0.5; kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 }
