@@ -77,10 +77,11 @@ struct Stream {
 /// What the connection is waiting for (STYLE.md §2).
 #[derive(Debug)]
 enum State {
-    /// Waiting for the first byte of a request; closed silently
-    /// `keep_alive_timeout` after `since` (L7). Idle since this instant; the keep-alive deadline is computed from it
-    /// only when the loop needs it (PERF: one `Instant` add per batch of
-    /// pipelined requests, not per request; callgrind, pipeline_client.py).
+    /// Waiting for the first byte of a request since `since`; closed
+    /// silently `keep_alive_timeout` later (L7). PERF: the deadline is
+    /// computed when the loop asks for it, one `Instant` add per batch of
+    /// pipelined requests instead of one per request (callgrind,
+    /// benches/load/pipeline_client.py).
     Idle { since: Instant },
     /// Head bytes arriving; the head must complete by `deadline` (L5).
     Head { deadline: Instant },
@@ -314,6 +315,7 @@ impl Conn {
             Ok(true) => {
                 let target = std::mem::replace(&mut b.target, Target::NotFound);
                 let head_only = b.head_only;
+                // A placeholder: dispatch always sets the state it leaves in.
                 self.state = State::Idle { since: io.now };
                 self.dispatch(&mut req, target, head_only, io)
             }

@@ -48,8 +48,10 @@ const MAX_PORT: u32 = 65_535;
 /// framed, or why it cannot be.
 ///
 /// `version` is httparse's minor version: 0 means HTTP/1.0, anything else is
-/// treated as HTTP/1.1. `headers` are the fields httparse parsed, in order;
-/// names compare case-insensitively and values are trimmed of SP/HTAB.
+/// treated as HTTP/1.1. `headers` are the fields httparse parsed, in order
+/// (their names are tokens and their values hold no CR, which the
+/// case-insensitive compare relies on); names compare case-insensitively
+/// and values are trimmed of SP/HTAB.
 ///
 /// Checks run in this order, so a head with several faults always gets the
 /// same error: `Transfer-Encoding` in HTTP/1.0 ([`ParseError::TransferEncodingInHttp10`]),

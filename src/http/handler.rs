@@ -17,6 +17,7 @@ pub enum Mode {
 
 /// What a handler gives back.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Reply {
     /// A complete response.
     Response(Response),

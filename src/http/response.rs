@@ -10,7 +10,7 @@ pub const SERVER_NAME: &str = "conduit";
 ///
 /// `Content-Length`, `Date`, `Server` and `Connection` are added by the
 /// encoder; handlers never set framing headers themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) content_type: Option<Cow<'static, str>>,
@@ -27,9 +27,24 @@ pub(crate) struct Prerendered {
     /// Status line, `Server`, `Content-Type`, handler headers,
     /// `Content-Length`, then `Date: ` (the value follows per response).
     head: &'static [u8],
+    /// The status `head` says; a response whose status was changed after
+    /// prerendering takes the full encoder.
+    status: u16,
     /// The body length `head` announces; another body takes the full encoder.
     body_len: usize,
 }
+
+/// Equal status, headers and body; whether either is prerendered does not matter.
+impl PartialEq for Response {
+    fn eq(&self, other: &Response) -> bool {
+        self.status == other.status
+            && self.content_type == other.content_type
+            && self.headers == other.headers
+            && self.body == other.body
+    }
+}
+
+impl Eq for Response {}
 
 impl Response {
     /// An empty response with `status`.
@@ -91,17 +106,24 @@ impl Response {
         if !self.is_valid() || bodiless {
             return self;
         }
-        let mut out = BytesMut::new();
-        put_status_line(self.status, &mut out);
-        put_headers(&self, &mut out);
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
-        out.extend_from_slice(b"\r\nDate: ");
         self.pre = Some(Prerendered {
-            head: Box::leak(out.to_vec().into_boxed_slice()),
+            head: Box::leak(self.head_until_date().into_boxed_slice()),
+            status: self.status,
             body_len: self.body.len(),
         });
         self
+    }
+
+    /// What [`Response::prerender`] keeps: the head of a valid, bodied
+    /// response up to and including `Date: `.
+    fn head_until_date(&self) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        put_status_line(self.status, &mut out);
+        put_headers(self, &mut out);
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
+        out.to_vec()
     }
 
     /// The status code.
@@ -265,7 +287,16 @@ pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) 
     if let Some(pre) = resp.pre {
         // PERF: four copies instead of the field-by-field encoding and its
         // validation (callgrind, benches/load/pipeline_client.py --wrk-heads).
-        if pre.body_len == resp.body.len() && f.keep_alive && !f.http10 && !f.head_only {
+        if pre.body_len == resp.body.len()
+            && pre.status == resp.status
+            && f.keep_alive
+            && !f.http10
+            && !f.head_only
+        {
+            // Headers and content type are changed only through `header()`,
+            // which drops the prerendered head; tests check that nothing
+            // else does.
+            debug_assert_eq!(pre.head, resp.head_until_date().as_slice());
             out.reserve(pre.head.len() + date.len() + 4 + resp.body.len());
             out.extend_from_slice(pre.head);
             out.extend_from_slice(date);
@@ -467,6 +498,12 @@ mod tests {
         let mut plain = build();
         plain.body = other.body.clone();
         assert_eq!(lines(&enc(&other, KA)), lines(&enc(&plain, KA)));
+        let mut other_status = pre.clone();
+        other_status.status = 201;
+        let mut plain = build();
+        plain.status = 201;
+        assert_eq!(lines(&enc(&other_status, KA)), lines(&enc(&plain, KA)));
+        assert_eq!(other_status, plain, "equality ignores the prerendered head");
         let more = pre.clone().header("X-B", "c");
         assert_eq!(more.pre, None);
         assert_eq!(
