@@ -105,10 +105,15 @@ fn init_logging(cfg: &config::LogConfig) {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
-    // Inference needs the ONNX Runtime library; HTTP and MCP do not.
-    match conduit::ml::Runtime::get(&cfg.ml) {
-        Ok(rt) => tracing::info!(library = %rt.path().display(), "ONNX Runtime loaded"),
-        Err(e) => tracing::warn!(error = %e, "inference is off"),
+    // Inference needs the ONNX Runtime library; HTTP and MCP do not. Without
+    // a model repository it is loaded only if a request needs it.
+    if cfg.ml.models.is_empty() && !cfg.ml.repository_api {
+        tracing::info!("no model repository configured (--models); ONNX Runtime not loaded");
+    } else {
+        match conduit::ml::Runtime::get(&cfg.ml) {
+            Ok(rt) => tracing::info!(library = %rt.path().display(), "ONNX Runtime loaded"),
+            Err(e) => tracing::warn!(error = %e, "inference is off"),
+        }
     }
     let running = conduit::app::start(&cfg).context("starting the server")?;
     let stop = running.shutdown_handle();

@@ -89,7 +89,9 @@ type Listener = Box<dyn Fn(&str, &Metadata) + Send + Sync>;
 
 /// The models Conduit serves.
 pub struct Repository {
-    runtime: Result<&'static Runtime, Error>,
+    /// For [`Runtime::get`], which loads the library once per process on
+    /// first need: a server without models never maps it (~20 MiB RSS).
+    ml: MlConfig,
     budget: u64,
     dir: Option<PathBuf>,
     metrics: Metrics,
@@ -213,11 +215,17 @@ impl Lease {
 }
 
 impl Repository {
-    /// Scans `cfg.models` (if set) and loads the ONNX Runtime library (if it can).
+    /// Scans `cfg.models` (if set) and, when there is a repository to
+    /// serve, loads the ONNX Runtime library (if it can). Without one the
+    /// library is loaded on the first request that needs it.
     pub fn open(cfg: &MlConfig, metrics: Metrics) -> Arc<Repository> {
         let dir = (!cfg.models.is_empty()).then(|| PathBuf::from(&cfg.models));
+        if dir.is_some() || cfg.repository_api {
+            // The outcome is kept by Runtime::get; errors show in the index and on /v2.
+            let _ = Runtime::get(cfg);
+        }
         let repo = Repository {
-            runtime: Runtime::get(cfg),
+            ml: cfg.clone(),
             budget: cfg.memory_budget_bytes,
             dir: dir.clone(),
             metrics,
@@ -288,7 +296,7 @@ impl Repository {
 
     /// Whether ONNX Runtime is available (and why not).
     pub fn runtime(&self) -> Result<&'static Runtime, Error> {
-        self.runtime.clone()
+        Runtime::get(&self.ml)
     }
 
     /// Most bytes of tensor data one request may carry.
@@ -432,7 +440,7 @@ impl Repository {
 
     /// Loads every model, one after another, on a background thread.
     pub fn load_all_in_background(self: &Arc<Self>) {
-        if self.runtime.is_err() {
+        if self.dir.is_none() || self.runtime().is_err() {
             return;
         }
         let me = self.clone();
@@ -453,7 +461,7 @@ impl Repository {
     }
 
     fn load_entry(&self, e: &Arc<Entry>, explicit: bool) -> Result<(), Error> {
-        let rt = self.runtime.clone()?;
+        let rt = self.runtime()?;
         let _one_at_a_time = lock(&self.load_lock);
         // Someone else may have loaded it while we waited.
         if !explicit && matches!(*lock(&e.state), State::Ready(_) | State::Failed(_)) {

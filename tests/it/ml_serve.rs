@@ -472,6 +472,22 @@ fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
 }
 
 #[test]
+fn without_a_model_repository_onnx_runtime_loads_on_first_use() {
+    // The library is found (ORT_DYLIB_PATH) but no repository is configured.
+    let lib = ort_lib();
+    let p = start_binary_with(&[], &[("ORT_DYLIB_PATH", lib.as_str())], None);
+    let mapped = || {
+        std::fs::read_to_string(format!("/proc/{}/maps", p.child.id()))
+            .unwrap()
+            .contains("libonnxruntime")
+    };
+    assert_eq!(get_path(p.addr, "/plaintext").status, 200);
+    assert!(!mapped(), "HTTP alone must not map ONNX Runtime (~20 MiB)");
+    assert_eq!(get_path(p.addr, "/v2/health/ready").status, 200);
+    assert!(mapped(), "a request that needs it loads it");
+}
+
+#[test]
 fn models_are_mcp_tools_that_share_the_batcher() {
     let repo = temp_repo("tools");
     add_model(&repo, "models/two_io", "two_io", None);
