@@ -239,6 +239,12 @@ impl Conn {
             }
             req.params = params;
             io.rbuf.advance(head_len);
+            req.keep_alive = fr.keep_alive;
+            let head_only = req.method == Method::Head;
+            if fr.body == BodyKind::None {
+                return self.dispatch(&mut req, target, head_only, io);
+            }
+            // Only a request with a body needs its route's cap.
             let max_body = match &target {
                 Target::Route(i) => self
                     .svc
@@ -249,8 +255,6 @@ impl Conn {
                 Target::NotFound | Target::NotAllowed(_) => None,
             }
             .unwrap_or(self.svc.limits.max_body_bytes);
-            req.keep_alive = fr.keep_alive;
-            let head_only = req.method == Method::Head;
 
             let decoder = match fr.body {
                 BodyKind::None => return self.dispatch(&mut req, target, head_only, io),

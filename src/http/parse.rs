@@ -107,6 +107,7 @@ pub fn parse_head<'b>(
 /// Splits a request target into path, query and (absolute-form) authority
 /// ranges, relative to the head. RFC 9112 §3.2.
 #[allow(clippy::type_complexity)]
+#[inline(always)]
 fn split_target(
     target: &str,
     base: usize,
