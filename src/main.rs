@@ -115,13 +115,16 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "inference is off"),
         }
     }
-    let running = conduit::app::start(&cfg).context("starting the server")?;
-    let stop = running.shutdown_handle();
+    // Handlers go in before the server listens: a SIGTERM that arrived while
+    // they were not installed yet would kill the process outright, dropping
+    // in-flight requests. Signals received meanwhile wait in `signals`.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
+    let running = conduit::app::start(&cfg).context("starting the server")?;
+    let stop = running.shutdown_handle();
     std::thread::Builder::new()
         .name("conduit-signals".into())
         .spawn(move || {

@@ -88,3 +88,13 @@ fn in_process_shutdown_refuses_new_connections() {
         assert!(r.closed());
     }
 }
+
+#[test]
+fn sigterm_as_soon_as_it_listens_is_a_graceful_shutdown() {
+    // The handlers are installed before the listener opens, so no SIGTERM
+    // can meet the default action (which would kill it mid-request).
+    let mut p = start_binary(&[]);
+    signal(&p, libc::SIGTERM);
+    let st = wait_exit(&mut p);
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}
