@@ -219,7 +219,6 @@ fn lines_ok_fast(
         },
     };
     if first_lf == 0
-        || first_lf >= head.len()
         || head.get(first_lf) != Some(&b'\n')
         || head.get(first_lf - 1) != Some(&b'\r')
         || first_lf - 1 > limits.max_request_line_bytes

@@ -102,8 +102,7 @@ impl Response {
     /// a closing connection take the full encoder. An invalid response is
     /// returned unchanged (it becomes a 500 when encoded).
     pub(crate) fn prerender(mut self) -> Response {
-        let bodiless = self.status < 200 || self.status == 204 || self.status == 304;
-        if !self.is_valid() || bodiless {
+        if !self.is_valid() || is_bodiless(self.status) {
             return self;
         }
         self.pre = Some(Prerendered {
@@ -120,9 +119,8 @@ impl Response {
         let mut out = BytesMut::new();
         put_status_line(self.status, &mut out);
         put_headers(self, &mut out);
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
-        out.extend_from_slice(b"\r\nDate: ");
+        put_content_length(self.body.len(), &mut out);
+        out.extend_from_slice(b"Date: ");
         out.to_vec()
     }
 
@@ -281,6 +279,17 @@ fn put_headers(resp: &Response, out: &mut BytesMut) {
     }
 }
 
+/// R1: 1xx, 204 and 304 responses carry neither `Content-Length` nor a body.
+fn is_bodiless(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
+fn put_content_length(len: usize, out: &mut BytesMut) {
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends `resp` to `out`. A response whose handler-set headers are invalid
 /// is replaced by a 500 (R2); returns false in that case so it can be logged.
 pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) -> bool {
@@ -313,13 +322,9 @@ pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) 
     put_status_line(resp.status, out);
     put_common(date, f, out);
     put_headers(resp, out);
-    // R1: 1xx, 204 and 304 carry neither Content-Length nor a body.
-    let bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    let bodiless = is_bodiless(resp.status);
     if !bodiless {
-        out.extend_from_slice(b"Content-Length: ");
-        let mut b = itoa::Buffer::new();
-        out.extend_from_slice(b.format(resp.body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_content_length(resp.body.len(), out);
     }
     out.extend_from_slice(b"\r\n");
     if !bodiless && !f.head_only {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -104,18 +104,14 @@ fn state_of(addr: SocketAddr, name: &str) -> Value {
 
 /// Waits until the background loader has tried every model.
 fn wait_all_tried(addr: SocketAddr) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
+    wait_for(Duration::from_secs(30), "models never loaded", || {
         let idx = index(addr);
         if idx.iter().all(|e| e["state"] != "UNLOADED") {
-            return idx;
+            Ok(idx)
+        } else {
+            Err(idx)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "models never loaded: {idx:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Graceful shutdown of the real binary on SIGTERM/SIGINT.
 
 use crate::support::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn signal(p: &Proc, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
@@ -10,17 +10,9 @@ fn signal(p: &Proc, sig: i32) {
 }
 
 fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = p.child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "conduit did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(Duration::from_secs(20), "conduit did not exit", || {
+        p.child.try_wait().unwrap().ok_or("still running")
+    })
 }
 
 #[test]

@@ -61,6 +61,23 @@ pub fn spawn_server_with(cfg: Config, routes: impl FnOnce(&mut Router)) -> TestS
     }
 }
 
+/// Polls `f` every 20 ms until it gives a value; panics with `what` (and
+/// the last state `f` reported) after `limit`.
+pub fn wait_for<T, S: std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, S>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(state) => assert!(start.elapsed() < limit, "{what}: {state:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
