@@ -23,10 +23,9 @@ fn parse(c: &mut Criterion) {
         let mut r = Request::default();
         g.bench_function(name, |b| {
             b.iter(|| {
-                parse_head(black_box(req), &limits, &mut r)
-                    .unwrap()
-                    .unwrap()
-                    .0
+                let (head, _) = parse_head(black_box(req), &limits).unwrap().unwrap();
+                head.fill(req, &mut r);
+                head.len
             })
         });
     }

@@ -209,21 +209,14 @@ fn builtin_routes(
 ) {
     // TechEmpower: a fresh JSON serialization per request, Server and Date headers.
     router
-        .route(
+        .fixed(
             Method::Get,
             "/plaintext",
-            Mode::Inline,
-            |_: &mut Request, _: &mut Cx<'_>| {
-                static PLAINTEXT: OnceLock<Response> = OnceLock::new();
-                Reply::Static(PLAINTEXT.get_or_init(|| {
-                    Response::with_body(
-                        200,
-                        "text/plain",
-                        bytes::Bytes::from_static(HELLO.as_bytes()),
-                    )
-                    .prerender()
-                }))
-            },
+            Response::with_body(
+                200,
+                "text/plain",
+                bytes::Bytes::from_static(HELLO.as_bytes()),
+            ),
         )
         .route(
             Method::Get,

@@ -4,8 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut req = Request::default();
-    if let Ok(Some((len, _, path))) = parse_head(data, &Limits::default(), &mut req) {
-        assert!(len <= data.len());
+    if let Ok(Some((head, path))) = parse_head(data, &Limits::default()) {
+        assert!(head.len <= data.len());
+        head.fill(data, &mut req);
         assert_eq!(path, req.path());
         let _ = (req.query(), req.host(), req.headers().count());
     }

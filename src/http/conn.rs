@@ -3,7 +3,7 @@
 
 use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ParseError;
-use super::framing::BodyKind;
+use super::framing::{BodyKind, Framing};
 use super::handler::{Cx, HandleSrc, Mode, Msg, Reply};
 use super::parse::parse_head;
 use super::request::{Method, Request};
@@ -105,9 +105,37 @@ pub struct Conn {
     shutting_down: bool,
     /// The request being read belongs to a route with JSON error bodies.
     json_errors: bool,
-    /// A fresh clock reading shared by the responses of one batch, taken
-    /// lazily (one clock read per batch, not per request).
-    clock: Option<Instant>,
+    /// What the responses of one batch share, taken lazily.
+    batch: Option<Batch>,
+    /// Requests answered but not yet counted in the metrics.
+    tally: Tally,
+}
+
+/// Values shared by every response written in one batch (one call from the
+/// loop). PERF: one clock read and one `Date` lookup per batch of pipelined
+/// requests, not per request (perf: clock_gettime was 4.5% of pipelined
+/// server CPU; callgrind, benches/load/pipeline_client.py: the date
+/// lookup was ~75 instructions per request).
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// A fresh clock reading: when this batch's responses were queued.
+    end: Instant,
+    /// `end` less the loop's clock: the latency of every request that
+    /// arrived in this batch, computed once.
+    since_now: Duration,
+    date: [u8; 29],
+}
+
+/// A run of requests with the same route, status and latency, counted in
+/// the metrics at once when the batch ends. PERF: a batch of pipelined
+/// requests costs three atomic adds instead of three per request
+/// (callgrind, benches/load/pipeline_client.py).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    route: Option<usize>,
+    status: u16,
+    elapsed: Duration,
+    count: u32,
 }
 
 /// What one step of processing decided.
@@ -128,7 +156,8 @@ impl Conn {
             seq: 0,
             shutting_down: false,
             json_errors: false,
-            clock: None,
+            batch: None,
+            tally: Tally::default(),
         }
     }
 
@@ -160,7 +189,6 @@ impl Conn {
 
     /// Processes every complete request in `rbuf`, one at a time.
     fn process(&mut self, io: &mut Io<'_, Msg>) -> Next {
-        self.clock = None;
         loop {
             let step = match &mut self.state {
                 State::Closing => return Next::close_after_write(),
@@ -196,99 +224,119 @@ impl Conn {
 
     /// Parses a head from `rbuf` and starts handling its request.
     fn start_request(&mut self, io: &mut Io<'_, Msg>) -> Step {
+        self.json_errors = false;
+        let (head, path) = match parse_head(io.rbuf, &self.svc.limits) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                if io.eof {
+                    // S23: an incomplete request followed by EOF is dropped.
+                    return Step::Done(Next::close_now());
+                }
+                let deadline = match self.state {
+                    State::Head { deadline } => deadline,
+                    _ => io.now + self.svc.limits.head_timeout,
+                };
+                self.state = State::Head { deadline };
+                return Step::Done(Next::read(Some(deadline)));
+            }
+            Err(e) => {
+                // R1: even an error answer to HEAD has no body.
+                let head_only = io.rbuf.starts_with(b"HEAD ");
+                return Step::Done(self.fail_with(e, head_only, io));
+            }
+        };
+        let (fr, head_only) = (head.framing, head.method == Method::Head);
+        // Only patterned routes write params; a fixed route never allocates.
+        let mut params = Vec::new();
+        let (target, fixed) = match self.svc.router.find(head.method, path, &mut params) {
+            Match::Found(r) => {
+                self.json_errors = r.json_errors;
+                let open = r.public || self.svc.guard.is_none();
+                (Target::Route(r.index), r.fixed.filter(|_| open))
+            }
+            Match::NotFound => (Target::NotFound, None),
+            Match::MethodNotAllowed(allow) => (Target::NotAllowed(allow), None),
+        };
+        if let (Some(resp), BodyKind::None, Target::Route(i)) = (fixed, fr.body, &target) {
+            // A fixed response needs neither the request nor a handler.
+            let route = Some(*i);
+            io.rbuf.advance(head.len);
+            let mut info = self.begin(fr.keep_alive, fr.http10, head_only, route, io.now);
+            return self.respond(resp, &mut info, io);
+        }
         SCRATCH.with(|cell| {
             let Ok(mut req) = cell.try_borrow_mut() else {
                 // Only reachable if a handler re-entered the loop; treat as an internal error.
                 return Step::Done(self.fail_internal(io));
             };
-            self.json_errors = false;
-            let parsed = parse_head(io.rbuf, &self.svc.limits, &mut req);
-            let (head_len, fr, path) = match parsed {
-                Ok(Some(h)) => h,
-                Ok(None) => {
-                    if io.eof {
-                        // S23: an incomplete request followed by EOF is dropped.
-                        return Step::Done(Next::close_now());
-                    }
-                    let deadline = match self.state {
-                        State::Head { deadline } => deadline,
-                        _ => io.now + self.svc.limits.head_timeout,
-                    };
-                    self.state = State::Head { deadline };
-                    return Step::Done(Next::read(Some(deadline)));
-                }
-                Err(e) => {
-                    // R1: even an error answer to HEAD has no body.
-                    let head_only = io.rbuf.starts_with(b"HEAD ");
-                    return Step::Done(self.fail_with(e, head_only, io));
-                }
-            };
-            let mut params = std::mem::take(&mut req.params);
-            let target = match self.svc.router.find(req.method, path, &mut params) {
-                Match::Found(r) => {
-                    self.json_errors = r.json_errors;
-                    Target::Route(r.index)
-                }
-                Match::NotFound => Target::NotFound,
-                Match::MethodNotAllowed(allow) => Target::NotAllowed(allow),
-            };
+            head.fill(io.rbuf, &mut req);
             // The router reports params relative to the path; requests index the head.
             let base = req.path.start;
             for (_, r) in params.iter_mut() {
                 *r = r.start + base..r.end + base;
             }
             req.params = params;
-            io.rbuf.advance(head_len);
-            req.keep_alive = fr.keep_alive;
-            let head_only = req.method == Method::Head;
-
-            let decoder = match fr.body {
-                BodyKind::None => return self.dispatch(&mut req, target, head_only, io),
-                BodyKind::Length(n) if n > self.max_body(&target) => {
-                    // L4: refuse before reading the body, and without 100 Continue.
-                    return Step::Done(self.fail_with(ParseError::BodyTooLarge, head_only, io));
-                }
-                BodyKind::Length(n) => {
-                    req.body.reserve(n.min(64 * 1024) as usize);
-                    Decoder::Length(n)
-                }
-                BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(
-                    self.svc.limits.max_chunk_ext_bytes,
-                    self.svc.limits.max_trailer_bytes,
-                )),
-            };
-            if fr.expect_continue && io.rbuf.is_empty() {
-                io.wbuf.extend_from_slice(response::CONTINUE);
-            }
-            let max_body = self.max_body(&target);
-            let mut body = Body {
-                req: Request::default(),
-                target,
-                decoder,
-                max_body,
-                head_only,
-                started: io.now,
-                last_progress: io.now,
-                rate_check: io.now + self.svc.limits.body_rate_grace,
-                received: 0,
-            };
-            match feed_body(&mut req, &mut body, io) {
-                Err(e) => Step::Done(self.fail(e, io)),
-                Ok(true) => {
-                    let target = std::mem::replace(&mut body.target, Target::NotFound);
-                    self.dispatch(&mut req, target, head_only, io)
-                }
-                Ok(false) => {
-                    if io.eof {
-                        return Step::Done(Next::close_now());
-                    }
-                    // The body spans reads: the request leaves the shared scratch.
-                    body.req = std::mem::take(&mut *req);
-                    self.state = State::Body(Box::new(body));
-                    Step::Done(self.next(io))
-                }
-            }
+            io.rbuf.advance(head.len);
+            self.start_body(&mut req, target, fr, head_only, io)
         })
+    }
+
+    /// Goes on with a request whose head is in `req`: reads its body, if
+    /// any, then dispatches it.
+    fn start_body(
+        &mut self,
+        req: &mut Request,
+        target: Target,
+        fr: Framing,
+        head_only: bool,
+        io: &mut Io<'_, Msg>,
+    ) -> Step {
+        let decoder = match fr.body {
+            BodyKind::None => return self.dispatch(req, target, head_only, io),
+            BodyKind::Length(n) if n > self.max_body(&target) => {
+                // L4: refuse before reading the body, and without 100 Continue.
+                return Step::Done(self.fail_with(ParseError::BodyTooLarge, head_only, io));
+            }
+            BodyKind::Length(n) => {
+                req.body.reserve(n.min(64 * 1024) as usize);
+                Decoder::Length(n)
+            }
+            BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(
+                self.svc.limits.max_chunk_ext_bytes,
+                self.svc.limits.max_trailer_bytes,
+            )),
+        };
+        if fr.expect_continue && io.rbuf.is_empty() {
+            io.wbuf.extend_from_slice(response::CONTINUE);
+        }
+        let max_body = self.max_body(&target);
+        let mut body = Body {
+            req: Request::default(),
+            target,
+            decoder,
+            max_body,
+            head_only,
+            started: io.now,
+            last_progress: io.now,
+            rate_check: io.now + self.svc.limits.body_rate_grace,
+            received: 0,
+        };
+        match feed_body(req, &mut body, io) {
+            Err(e) => Step::Done(self.fail(e, io)),
+            Ok(true) => {
+                let target = std::mem::replace(&mut body.target, Target::NotFound);
+                self.dispatch(req, target, head_only, io)
+            }
+            Ok(false) => {
+                if io.eof {
+                    return Step::Done(Next::close_now());
+                }
+                // The body spans reads: the request leaves the shared scratch.
+                body.req = std::mem::take(req);
+                self.state = State::Body(Box::new(body));
+                Step::Done(self.next(io))
+            }
+        }
     }
 
     /// The body cap of the request's route. PERF: looked up only for
@@ -335,6 +383,31 @@ impl Conn {
         }
     }
 
+    /// Counts a request about to be answered and describes it.
+    fn begin(
+        &mut self,
+        keep_alive: bool,
+        http10: bool,
+        head_only: bool,
+        route: Option<usize>,
+        started: Instant,
+    ) -> InFlight {
+        self.served = self.served.saturating_add(1);
+        self.seq = self.seq.wrapping_add(1);
+        // L8: the last allowed request's response says `Connection: close`.
+        let keep_alive = keep_alive
+            && !self.shutting_down
+            && self.served < self.svc.limits.max_requests_per_conn;
+        InFlight {
+            seq: self.seq,
+            head_only,
+            http10,
+            keep_alive,
+            route,
+            started,
+        }
+    }
+
     /// Runs the handler for a complete request.
     fn dispatch(
         &mut self,
@@ -343,26 +416,15 @@ impl Conn {
         head_only: bool,
         io: &mut Io<'_, Msg>,
     ) -> Step {
-        self.served = self.served.saturating_add(1);
-        self.seq = self.seq.wrapping_add(1);
-        let limits = &self.svc.limits;
-        // L8: the last allowed request's response says `Connection: close`.
-        let keep_alive =
-            req.keep_alive && !self.shutting_down && self.served < limits.max_requests_per_conn;
-        req.keep_alive = keep_alive;
-        // PERF: borrow the service, no Arc clone per request (two atomic RMWs).
-        let route = match &target {
-            Target::Route(i) => self.svc.router.routes().get(*i),
+        let index = match &target {
+            Target::Route(i) => Some(*i),
             Target::NotFound | Target::NotAllowed(_) => None,
         };
-        let mut info = InFlight {
-            seq: self.seq,
-            head_only,
-            http10: req.http10,
-            keep_alive,
-            route: route.map(|r| r.index),
-            started: io.now,
-        };
+        let mut info = self.begin(req.keep_alive, req.http10, head_only, index, io.now);
+        req.keep_alive = info.keep_alive;
+        let limits = &self.svc.limits;
+        // PERF: borrow the service, no Arc clone per request (two atomic RMWs).
+        let route = index.and_then(|i| self.svc.router.routes().get(i));
         let Some(route) = route else {
             let resp = match target {
                 Target::NotAllowed(allow) => {
@@ -399,16 +461,25 @@ impl Conn {
                 let reply = catch_unwind(AssertUnwindSafe(|| route.handler.call(req, &mut cx)));
                 let took = cx.took_responder;
                 drop(cx);
-                let reply = match reply {
-                    Ok(Reply::Later) if !took => {
-                        internal_error("handler returned Later without a responder")
-                    }
-                    Ok(r) => r,
-                    Err(_) => internal_error("handler panicked"),
-                };
-                self.on_reply(reply, info, io)
+                // PERF: the common replies are written here, without the
+                // move through `on_reply` (callgrind, pipeline_client.py);
+                // `keep_alive` already reflects `shutting_down`.
+                match reply {
+                    Ok(Reply::Static(r)) => self.respond(r, &mut info, io),
+                    Ok(Reply::Response(r)) => self.respond(&r, &mut info, io),
+                    Ok(Reply::Later) if !took => self.on_reply(
+                        internal_error("handler returned Later without a responder"),
+                        info,
+                        io,
+                    ),
+                    Ok(r) => self.on_reply(r, info, io),
+                    Err(_) => self.on_reply(internal_error("handler panicked"), info, io),
+                }
             }
             Mode::Pool => {
+                // What this batch answered so far is counted before a pool
+                // handler (e.g. `/metrics`) can look.
+                flush(&mut self.tally, &self.svc.metrics);
                 let mut owned = std::mem::take(req);
                 let handler = route.handler.clone();
                 let handle = io.handle();
@@ -460,7 +531,7 @@ impl Conn {
                     keep_alive: info.keep_alive,
                     http10: info.http10,
                 };
-                let date = date::now(io.now);
+                let date = self.batch(io).date;
                 let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
                 if !chunked {
                     info.keep_alive = false;
@@ -472,7 +543,7 @@ impl Conn {
                 sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
                 first.extend_from_slice(&stream.initial);
                 put_stream_bytes(chunked, &first, io.wbuf);
-                self.svc.metrics.record(
+                self.count(
                     info.route,
                     stream.head.status,
                     io.now.saturating_duration_since(info.started),
@@ -500,22 +571,58 @@ impl Conn {
             keep_alive: info.keep_alive,
             http10: info.http10,
         };
-        let date = date::now(io.now);
-        if !response::encode(resp, f, &date, io.wbuf) {
+        let batch = self.batch(io);
+        if !response::encode(resp, f, &batch.date, io.wbuf) {
             tracing::error!(
                 route = info.route,
                 "handler set a header with CR, LF or NUL, or a framing header; answered 500"
             );
         }
-        // PERF: one clock read per batch of pipelined requests, not per
-        // request (perf: clock_gettime was 4.5% of pipelined server CPU).
-        let end = *self.clock.get_or_insert_with(Instant::now);
-        self.svc.metrics.record(
-            info.route,
-            resp.status,
-            end.saturating_duration_since(info.started),
-        );
+        let elapsed = if info.started == io.now {
+            batch.since_now
+        } else {
+            batch.end.saturating_duration_since(info.started)
+        };
+        self.count(info.route, resp.status, elapsed);
         self.finish(info.keep_alive, io)
+    }
+
+    /// This batch's shared values, taken on first use.
+    fn batch(&mut self, io: &Io<'_, Msg>) -> Batch {
+        *self.batch.get_or_insert_with(|| {
+            let end = Instant::now();
+            Batch {
+                end,
+                since_now: end.saturating_duration_since(io.now),
+                date: date::now(io.now),
+            }
+        })
+    }
+
+    /// Counts one answered request; runs of equal ones reach the metrics
+    /// together in [`Conn::end_batch`].
+    fn count(&mut self, route: Option<usize>, status: u16, elapsed: Duration) {
+        let t = &mut self.tally;
+        if t.count > 0 && t.route == route && t.status == status && t.elapsed == elapsed {
+            t.count += 1;
+            return;
+        }
+        flush(&mut self.tally, &self.svc.metrics);
+        self.tally = Tally {
+            route,
+            status,
+            elapsed,
+            count: 1,
+        };
+    }
+
+    /// Ends a batch: the next one reads the clock afresh, and what this one
+    /// answered is counted (before the loop writes, so a client that sees
+    /// a response and then scrapes `/metrics` finds it counted).
+    fn end_batch(&mut self, next: Next) -> Next {
+        self.batch = None;
+        flush(&mut self.tally, &self.svc.metrics);
+        next
     }
 
     fn finish(&mut self, keep_alive: bool, io: &Io<'_, Msg>) -> Step {
@@ -534,7 +641,7 @@ impl Conn {
     }
 
     fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
-        self.svc.metrics.record(None, e.status(), Duration::ZERO);
+        self.count(None, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
         let resp = if self.json_errors {
             let body = serde_json::json!({ "error": e.to_string() }).to_string();
@@ -556,7 +663,8 @@ impl Conn {
             keep_alive: false,
             http10: false,
         };
-        response::encode(resp, f, &date::now(io.now), io.wbuf);
+        let date = self.batch(io).date;
+        response::encode(resp, f, &date, io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
     }
@@ -625,6 +733,14 @@ impl Conn {
     }
 }
 
+/// Counts a tally's requests in the metrics and empties it.
+fn flush(tally: &mut Tally, metrics: &super::metrics::Metrics) {
+    let t = std::mem::take(tally);
+    if t.count > 0 {
+        metrics.record(t.route, t.status, t.elapsed, t.count);
+    }
+}
+
 fn internal_error(why: &str) -> Reply {
     tracing::error!("{why}; answered 500");
     Reply::Response(Response::text(500, "internal error\n"))
@@ -663,18 +779,46 @@ impl net::Protocol for Conn {
     type Msg = Msg;
 
     fn on_read(&mut self, io: &mut Io<'_, Msg>) -> Next {
-        self.process(io)
+        let n = self.process(io);
+        self.end_batch(n)
     }
 
     fn on_message(&mut self, msg: Msg, io: &mut Io<'_, Msg>) -> Next {
-        self.clock = None;
-        match self.on_stream_msg(msg, io) {
+        let n = match self.on_stream_msg(msg, io) {
             Step::Again => self.process(io),
             Step::Done(n) => n,
-        }
+        };
+        self.end_batch(n)
     }
 
     fn on_deadline(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        let n = self.deadline(io);
+        self.end_batch(n)
+    }
+
+    fn on_drained(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        let n = self.process(io);
+        self.end_batch(n)
+    }
+
+    fn on_shutdown(&mut self, io: &mut Io<'_, Msg>) -> Next {
+        self.shutting_down = true;
+        let n = self.shut_down(io);
+        self.end_batch(n)
+    }
+
+    fn on_close(&mut self) {
+        if let State::Streaming(s) = &self.state {
+            s.shared.closed.store(true, Ordering::Release);
+        }
+        flush(&mut self.tally, &self.svc.metrics);
+        self.svc.metrics.conn_closed();
+    }
+}
+
+/// The loop's callbacks, each one batch (see [`Conn::end_batch`]).
+impl Conn {
+    fn deadline(&mut self, io: &mut Io<'_, Msg>) -> Next {
         let now = io.now;
         match &mut self.state {
             State::Idle { since } => {
@@ -715,12 +859,7 @@ impl net::Protocol for Conn {
         self.next(io)
     }
 
-    fn on_drained(&mut self, io: &mut Io<'_, Msg>) -> Next {
-        self.process(io)
-    }
-
-    fn on_shutdown(&mut self, io: &mut Io<'_, Msg>) -> Next {
-        self.shutting_down = true;
+    fn shut_down(&mut self, io: &mut Io<'_, Msg>) -> Next {
         match &self.state {
             State::Idle { .. } if io.rbuf.is_empty() => {
                 self.state = State::Closing;
@@ -736,13 +875,6 @@ impl net::Protocol for Conn {
                 self.next(io)
             }
         }
-    }
-
-    fn on_close(&mut self) {
-        if let State::Streaming(s) = &self.state {
-            s.shared.closed.store(true, Ordering::Release);
-        }
-        self.svc.metrics.conn_closed();
     }
 }
 

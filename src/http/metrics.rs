@@ -107,8 +107,10 @@ impl Metrics {
         self.0.open_connections.dec();
     }
 
-    /// Records one request. `route` is a route index, or `None` for unmatched.
-    pub(crate) fn record(&self, route: Option<usize>, status: u16, elapsed: Duration) {
+    /// Records `n` requests with the same route (an index, or `None` for
+    /// unmatched), status and latency.
+    pub(crate) fn record(&self, route: Option<usize>, status: u16, elapsed: Duration, n: u32) {
+        let n = u64::from(n);
         let Some(routes) = self.0.routes.get() else {
             return;
         };
@@ -122,7 +124,7 @@ impl Metrics {
         let si = (status.clamp(FIRST_STATUS, FIRST_STATUS + STATUSES as u16 - 1) - FIRST_STATUS)
             as usize;
         if let Some(c) = stats.by_status.get(si) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
         let ns = elapsed.as_nanos().min(u64::MAX as u128) as u64;
         let bi = BUCKETS_NS
@@ -130,10 +132,12 @@ impl Metrics {
             .position(|&b| ns <= b)
             .unwrap_or(BUCKETS_NS.len());
         if let Some(b) = stats.buckets.get(bi) {
-            b.fetch_add(1, Ordering::Relaxed);
+            b.fetch_add(n, Ordering::Relaxed);
         }
         // The count is the sum of the buckets: one atomic fewer per request.
-        stats.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        stats
+            .sum_ns
+            .fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::error::ParseError;
 use super::framing;
-use super::request::{Method, Request};
+use super::request::{HeaderIndex, Method, Request};
 use super::Limits;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -18,16 +18,50 @@ fn offset(base: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-/// Parses a request head from the start of `buf` into `req` (cleared first).
-/// `Ok(None)`: the head is incomplete (and within limits so far). On success
-/// returns the head's length in bytes, its framing and the request's path
-/// (as [`Request::path`] gives it, borrowed from `buf`, so routing needs no
-/// second UTF-8 check); the body, if any, follows in `buf`.
+/// A request head [`parse_head`] accepted, as positions in the buffer it
+/// was parsed from. Routing needs only `method` and `path`; [`Head::fill`]
+/// builds the [`Request`] a handler sees. PERF: a route with a fixed
+/// response is answered without building one (callgrind,
+/// benches/load/pipeline_client.py).
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The head's length in bytes; the body, if any, follows it.
+    pub len: usize,
+    /// How the body is framed and whether the connection stays open.
+    pub framing: framing::Framing,
+    /// The method.
+    pub method: Method,
+    method_range: Range<usize>,
+    path_range: Range<usize>,
+    query: Option<Range<usize>>,
+    authority: Option<Range<usize>>,
+}
+
+impl Head {
+    /// Makes `req` (cleared first) the request of this head; `buf` is the
+    /// buffer the head was parsed from.
+    pub fn fill(&self, buf: &[u8], req: &mut Request) {
+        req.clear();
+        req.head
+            .extend_from_slice(buf.get(..self.len).unwrap_or_default());
+        req.method = self.method;
+        req.method_range = self.method_range.clone();
+        req.http10 = self.framing.http10;
+        req.path = self.path_range.clone();
+        req.query = self.query.clone();
+        req.authority = self.authority.clone();
+        req.keep_alive = self.framing.keep_alive;
+    }
+}
+
+/// Parses a request head from the start of `buf`. `Ok(None)`: the head is
+/// incomplete (and within limits so far). With the head comes its path as
+/// [`Request::path`] gives it, borrowed from `buf` (routing needs no second
+/// UTF-8 check).
 pub fn parse_head<'b>(
     buf: &'b [u8],
     limits: &Limits,
-    req: &mut Request,
-) -> Result<Option<(usize, framing::Framing, &'b str)>, ParseError> {
+) -> Result<Option<(Head, &'b str)>, ParseError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let n = limits.max_headers.min(HEADER_SLOTS);
     let mut parsed = httparse::Request::new(&mut []);
@@ -72,36 +106,45 @@ pub fn parse_head<'b>(
     };
     let fr = framing::analyze(version, parsed.headers)?;
 
-    req.clear();
-    req.head.extend_from_slice(head);
-    req.method = Method::from_token(method);
-    req.method_range = offset(buf, method.as_bytes());
-    req.http10 = version == 0;
+    let method_token = Method::from_token(method);
     let t = offset(buf, target.as_bytes());
     let (path, query, authority) = split_target(target, t.start)?;
-    let path_str = if req.method == Method::Options && target == "*" {
-        req.path = t;
-        target
+    let (path_range, path_str) = if method_token == Method::Options && target == "*" {
+        (t, target)
     } else {
         let p = target
             .get(path.start - t.start..path.end - t.start)
             .unwrap_or_default();
-        req.path = path;
-        if p.is_empty() {
-            "/"
-        } else {
-            p
-        }
+        (path, if p.is_empty() { "/" } else { p })
     };
-    req.query = query;
-    req.authority = authority;
-    req.headers.extend(
-        parsed
+    let head = Head {
+        len,
+        framing: fr,
+        method: method_token,
+        method_range: offset(buf, method.as_bytes()),
+        path_range,
+        query,
+        authority,
+    };
+    Ok(Some((head, path_str)))
+}
+
+/// The header ranges of a head [`parse_head`] accepted (parsed again: most
+/// requests never ask for them, see [`Request::headers`]). The ranges are
+/// those of the first parse, since `head` is a copy of its bytes.
+pub(crate) fn index_headers(head: &[u8]) -> HeaderIndex {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(head, &mut slots) {
+        Ok(httparse::Status::Complete(_)) => parsed
             .headers
             .iter()
-            .map(|h| (offset(buf, h.name.as_bytes()), offset(buf, h.value))),
-    );
-    Ok(Some((len, fr, path_str)))
+            .map(|h| (offset(head, h.name.as_bytes()), offset(head, h.value)))
+            .collect(),
+        // Unreachable for a head parse_head accepted; a synthetic request
+        // sets its index when it is built.
+        Ok(httparse::Status::Partial) | Err(_) => HeaderIndex::new(),
+    }
 }
 
 /// Splits a request target into path, query and (absolute-form) authority
@@ -308,17 +351,12 @@ mod tests {
     #[test]
     fn whatever_the_path_the_full_checks_still_decide() {
         let limits = Limits::default();
-        let mut req = Request::default();
         assert!(matches!(
-            parse_head(
-                b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
-                &limits,
-                &mut req
-            ),
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", &limits),
             Err(ParseError::BareLf)
         ));
         assert!(matches!(
-            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &limits, &mut req),
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &limits),
             Ok(Some(_))
         ));
     }

@@ -1,6 +1,10 @@
 //! A parsed request, owned, with buffers that are reused across requests.
 
+use std::cell::OnceCell;
 use std::ops::Range;
+
+/// Name and value ranges of each header field, in order.
+pub(crate) type HeaderIndex = Vec<(Range<usize>, Range<usize>)>;
 
 /// Request methods the router distinguishes; anything else is `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -27,14 +31,16 @@ pub enum Method {
 impl Method {
     /// Maps a method token to a `Method`.
     pub fn from_token(t: &str) -> Method {
-        match t {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "OPTIONS" => Method::Options,
-            "PATCH" => Method::Patch,
+        // PERF: slice patterns compile to a length check and byte compares;
+        // string patterns called memcmp (callgrind, pipeline_client.py).
+        match t.as_bytes() {
+            [b'G', b'E', b'T'] => Method::Get,
+            [b'H', b'E', b'A', b'D'] => Method::Head,
+            [b'P', b'O', b'S', b'T'] => Method::Post,
+            [b'P', b'U', b'T'] => Method::Put,
+            [b'D', b'E', b'L', b'E', b'T', b'E'] => Method::Delete,
+            [b'O', b'P', b'T', b'I', b'O', b'N', b'S'] => Method::Options,
+            [b'P', b'A', b'T', b'C', b'H'] => Method::Patch,
             _ => Method::Other,
         }
     }
@@ -69,7 +75,10 @@ pub struct Request {
     pub(crate) query: Option<Range<usize>>,
     pub(crate) authority: Option<Range<usize>>,
     pub(crate) http10: bool,
-    pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
+    /// Indexed on first use. PERF: most inline requests (the built-in
+    /// routes) never look at a header, so the ranges are not built for
+    /// them (callgrind, benches/load/pipeline_client.py).
+    pub(crate) headers: OnceCell<HeaderIndex>,
     pub(crate) params: Vec<(String, Range<usize>)>,
     pub(crate) body: Vec<u8>,
     pub(crate) keep_alive: bool,
@@ -79,6 +88,12 @@ pub struct Request {
 impl Request {
     fn slice(&self, r: &Range<usize>) -> &[u8] {
         self.head.get(r.clone()).unwrap_or_default()
+    }
+
+    /// The header ranges; a parsed head is indexed on the first call.
+    fn index(&self) -> &HeaderIndex {
+        self.headers
+            .get_or_init(|| super::parse::index_headers(&self.head))
     }
 
     fn str(&self, r: &Range<usize>) -> &str {
@@ -125,7 +140,7 @@ impl Request {
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
+        self.index()
             .iter()
             .find(|(n, _)| self.slice(n).eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| self.slice(v))
@@ -138,7 +153,7 @@ impl Request {
 
     /// Every header field in order, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.headers
+        self.index()
             .iter()
             .map(|(n, v)| (self.str(n), self.slice(v)))
     }
@@ -205,11 +220,13 @@ impl Request {
             .map_or((target, None), |(p, q)| (p, Some(q)));
         r.path = push(&mut r.head, p);
         r.query = q.map(|q| push(&mut r.head, q));
+        let mut index = HeaderIndex::new();
         for (n, v) in headers {
             let n = push(&mut r.head, n);
             let v = push(&mut r.head, v);
-            r.headers.push((n, v));
+            index.push((n, v));
         }
+        r.headers = OnceCell::from(index);
         r.body = body.to_vec();
         r
     }
@@ -217,7 +234,7 @@ impl Request {
     /// Empties the request for reuse, keeping allocations.
     pub(crate) fn clear(&mut self) {
         self.head.clear();
-        self.headers.clear();
+        self.headers = OnceCell::new();
         self.params.clear();
         self.body.clear();
         self.query = None;

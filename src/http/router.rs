@@ -1,7 +1,8 @@
 //! Method + path (+ `{param}` segments) → handler.
 
-use super::handler::{Handler, Mode};
-use super::request::Method;
+use super::handler::{Cx, Handler, Mode, Reply};
+use super::request::{Method, Request};
+use super::response::Response;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
@@ -29,6 +30,8 @@ pub struct Route {
     pub(crate) json_errors: bool,
     /// Position in the router, used as the metrics label index.
     pub(crate) index: usize,
+    /// The response of a route registered with [`Router::fixed`].
+    pub(crate) fixed: Option<&'static Response>,
 }
 
 impl std::fmt::Debug for Route {
@@ -137,6 +140,28 @@ impl Router {
         )
     }
 
+    /// Registers a route whose answer is always `resp` (a health check,
+    /// TechEmpower's `/plaintext`). Its head is encoded once, with the
+    /// `Date` filled in per response; the connection layer writes it
+    /// without building a [`Request`] or calling a handler when the route
+    /// needs no authentication and the request has no body. The response
+    /// lives as long as the process, like the route.
+    pub fn fixed(&mut self, method: Method, pattern: &str, resp: Response) -> &mut Router {
+        let resp: &'static Response = Box::leak(Box::new(resp.prerender()));
+        self.add(
+            method,
+            pattern,
+            Mode::Inline,
+            Arc::new(move |_: &mut Request, _: &mut Cx<'_>| Reply::Static(resp)),
+            None,
+        );
+        // `add` puts the new route last.
+        if let Some(r) = self.routes.last_mut() {
+            r.fixed = Some(resp);
+        }
+        self
+    }
+
     /// Registers an already shared handler.
     pub fn add(
         &mut self,
@@ -179,6 +204,7 @@ impl Router {
             mode,
             max_body_bytes,
             index,
+            fixed: None,
         });
         self.rebuild();
         self
@@ -313,6 +339,29 @@ mod tests {
             Match::NotFound => ("404".into(), vec![]),
             Match::MethodNotAllowed(a) => (format!("405 {a}"), vec![]),
         }
+    }
+
+    #[test]
+    fn a_fixed_route_keeps_its_response_and_a_handler_for_the_general_path() {
+        let mut r = router();
+        r.fixed(Method::Get, "/ping", Response::text(200, "pong\n"));
+        let mut params = Vec::new();
+        let Match::Found(route) = r.find(Method::Get, "/ping", &mut params) else {
+            panic!("no route");
+        };
+        let fixed = route.fixed.expect("fixed");
+        assert_eq!(fixed, &Response::text(200, "pong\n"));
+        // Registering the pattern again replaces it with an ordinary route.
+        r.route(
+            Method::Get,
+            "/ping",
+            Mode::Inline,
+            |_: &mut Request, _: &mut Cx<'_>| Reply::Response(Response::new(204)),
+        );
+        let Match::Found(route) = r.find(Method::Get, "/ping", &mut params) else {
+            panic!("no route");
+        };
+        assert!(route.fixed.is_none());
     }
 
     #[test]

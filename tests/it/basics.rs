@@ -109,6 +109,70 @@ fn metrics_count_requests_by_route_and_status() {
 }
 
 #[test]
+fn a_fixed_route_answers_the_same_through_its_handler() {
+    // `/plaintext` is a fixed route: a request with a body takes the
+    // general path (body read, handler called) and gets the same response.
+    let srv = spawn_server(test_config());
+    let mut r = Reader::new(connect(srv.addr));
+    let fast = {
+        r.send(&get("/plaintext"));
+        r.response()
+    };
+    r.send(&http_request("GET", "/plaintext", &[], b"ignored"));
+    let slow = r.response();
+    for resp in [&fast, &slow] {
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body_str(), "Hello, World!");
+        assert_eq!(resp.header("content-type"), Some("text/plain"));
+    }
+    r.send(&http_request("HEAD", "/plaintext", &[], b""));
+    let head = r.response_to("HEAD");
+    assert_eq!(head.header("content-length"), Some("13"));
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn pipelined_requests_answered_in_one_batch_are_all_counted() {
+    // Runs of equal requests in one batch reach the metrics together, when
+    // the batch ends: the counts must still be exact, and a scrape in the
+    // same batch must see the requests before it.
+    let srv = spawn_server(test_config());
+    let mut r = Reader::new(connect(srv.addr));
+    let mut batch = Vec::new();
+    for path in [
+        "/plaintext",
+        "/plaintext",
+        "/json",
+        "/nope",
+        "/plaintext",
+        "/json",
+    ] {
+        batch.extend_from_slice(&get(path));
+    }
+    batch.extend_from_slice(&get("/metrics"));
+    r.send(&batch);
+    for want in [200, 200, 200, 404, 200, 200] {
+        assert_eq!(r.response().status, want);
+    }
+    let text = r.response().body_str();
+    for line in [
+        r#"conduit_http_requests_total{route="/plaintext",status="200"} 3"#,
+        r#"conduit_http_requests_total{route="/json",status="200"} 2"#,
+        r#"conduit_http_requests_total{route="unmatched",status="404"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    let count = |route: &str| {
+        let key = format!("conduit_http_request_duration_seconds_count{{route=\"{route}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert_eq!(count("/plaintext"), Some(3), "{text}");
+    assert_eq!(count("/json"), Some(2), "{text}");
+}
+
+#[test]
 fn health_routes_answer_and_ready_turns_503_on_shutdown() {
     let srv = spawn_server(test_config());
     let mut r = Reader::new(connect(srv.addr));
