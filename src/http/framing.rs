@@ -180,16 +180,6 @@ enum Field {
 /// a field value (httparse, RFC 9110 §5.5) contains. Compared 8 or 4 bytes
 /// at a time, the last word overlapping the one before.
 fn token_eq(a: &[u8], lower: &[u8]) -> bool {
-    fn word8(b: &[u8], at: usize) -> u64 {
-        b.get(at..at + 8)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
-    }
-    fn word4(b: &[u8], at: usize) -> u32 {
-        b.get(at..at + 4)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u32::from_le_bytes)
-    }
     let n = a.len();
     if n != lower.len() {
         return false;
@@ -211,6 +201,44 @@ fn token_eq(a: &[u8], lower: &[u8]) -> bool {
         at += 8;
     }
     (word8(a, n - 8) | M) == (word8(lower, n - 8) | M)
+}
+
+/// `a == b`, compared 8 bytes at a time (the last word overlapping the
+/// one before) without a call to memcmp: cheaper for the short strings of
+/// a head (callgrind, benches/load/pipeline_client.py).
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 4 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    if n < 8 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word8(a, at) != word8(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word8(a, n - 8) == word8(b, n - 8)
+}
+
+/// The 8 bytes of `b` at `at` as a little-endian word (0 past the end).
+fn word8(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The 4 bytes of `b` at `at` as a little-endian word (0 past the end).
+fn word4(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 /// Whether `value` is a valid `Host` field value: `uri-host [ ":" port ]`
@@ -273,7 +301,7 @@ fn is_valid_host_cached(value: &[u8]) -> bool {
     // 2.1% of server CPU in pipelined /plaintext).
     let hit = LAST_VALID_HOST.with(|c| {
         c.try_borrow()
-            .is_ok_and(|last| !last.is_empty() && last.as_slice() == value)
+            .is_ok_and(|last| !last.is_empty() && bytes_eq(&last, value))
     });
     if hit {
         return true;
@@ -547,6 +575,11 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// `value` without leading and trailing SP/HTAB (RFC 9110 §5.5).
 fn trim_ows(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    // PERF: httparse trims most values already; look at the ends before
+    // walking (callgrind, benches/load/pipeline_client.py).
+    if value.first().is_none_or(|b| !is_ows(b)) && value.last().is_none_or(|b| !is_ows(b)) {
+        return value;
+    }
     let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
     let end = value
         .iter()
@@ -630,6 +663,20 @@ fn is_port(port: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_eq_is_slice_equality() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(7)).collect();
+            assert!(bytes_eq(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 1;
+                assert!(!bytes_eq(&a, &b), "{n} {at}");
+            }
+            assert!(!bytes_eq(&a, &[a.as_slice(), b"x"].concat()));
+        }
+    }
 
     #[test]
     fn token_eq_is_eq_ignore_ascii_case_for_tokens_and_values() {
