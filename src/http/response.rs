@@ -113,6 +113,20 @@ impl Response {
         self
     }
 
+    /// Takes `other`'s prerendered head if `other` has the same status and
+    /// headers (a body of another length still takes the full encoder):
+    /// for a response built per request whose head never changes, e.g.
+    /// TechEmpower's `/json`, serialized anew each time.
+    pub(crate) fn with_head_of(mut self, other: &Response) -> Response {
+        if self.status == other.status
+            && self.content_type == other.content_type
+            && self.headers == other.headers
+        {
+            self.pre = other.pre;
+        }
+        self
+    }
+
     /// What [`Response::prerender`] keeps: the head of a valid, bodied
     /// response up to and including `Date: `.
     fn head_until_date(&self) -> Vec<u8> {
@@ -519,6 +533,30 @@ mod tests {
         let bad = Response::new(200).header("X-A", "a\r\nb").prerender();
         assert_eq!(bad.pre, None);
         assert!(enc(&bad, KA).starts_with("HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn a_head_is_borrowed_only_by_a_response_with_the_same_head() {
+        let model = Response::json(200, "{\"a\":1}").prerender();
+        let same = Response::json(200, "{\"a\":2}").with_head_of(&model);
+        assert!(same.pre.is_some());
+        assert_eq!(
+            lines(&enc(&same, KA)),
+            lines(&enc(&Response::json(200, "{\"a\":2}"), KA))
+        );
+        for other in [
+            Response::json(201, "{\"a\":2}"),
+            Response::text(200, "{\"a\":2}"),
+            Response::json(200, "{\"a\":2}").header("X-A", "b"),
+        ] {
+            assert_eq!(other.clone().with_head_of(&model).pre, None, "{other:?}");
+        }
+        // Same head, body of another length: the full encoder.
+        let longer = Response::json(200, "{\"a\":22}").with_head_of(&model);
+        assert_eq!(
+            lines(&enc(&longer, KA)),
+            lines(&enc(&Response::json(200, "{\"a\":22}"), KA))
+        );
     }
 
     #[test]

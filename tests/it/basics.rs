@@ -151,8 +151,21 @@ fn pipelined_requests_answered_in_one_batch_are_all_counted() {
     }
     batch.extend_from_slice(&get("/metrics"));
     r.send(&batch);
-    for want in [200, 200, 200, 404, 200, 200] {
-        assert_eq!(r.response().status, want);
+    for (want, path) in [
+        (200, "/plaintext"),
+        (200, "/plaintext"),
+        (200, "/json"),
+        (404, "/nope"),
+        (200, "/plaintext"),
+        (200, "/json"),
+    ] {
+        let resp = r.response();
+        assert_eq!(resp.status, want, "{path}");
+        // `/json` bodies share one reused buffer per thread: each must
+        // still be whole.
+        if path == "/json" {
+            assert_eq!(resp.body_str(), r#"{"message":"Hello, World!"}"#);
+        }
     }
     let text = r.response().body_str();
     for line in [
