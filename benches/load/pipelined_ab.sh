@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Quick pinned A/B of the pipelined scenario only: Conduit against may-peer,
-# wrk's TechEmpower heads, 16 deep, 256 connections; server on core 0 with
-# one thread, wrk -t1 on core 1. Prints req/s and server CPU µs/request per
-# run (user and system). Uses existing release binaries (build them with benches/load/run.sh
-# or cargo build --release). Asserts nothing.
+# Quick A/B of the pipelined scenario only: Conduit against may-peer, wrk's
+# TechEmpower heads, 16 deep, 256 connections, the two servers alternating.
+# MODE=pinned (default): server on core 0 with one thread, wrk -t1 on core 1.
+# MODE=unpinned: server with 2 threads, wrk -t2, no taskset. Prints req/s
+# and server CPU µs/request per run (user and system). Uses existing release
+# binaries (build them with benches/load/run.sh or cargo build --release).
+# Asserts nothing.
 #
 #   ROUNDS=2 DURATION=8 benches/load/pipelined_ab.sh
+#   MODE=unpinned ROUNDS=5 DURATION=8 benches/load/pipelined_ab.sh
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-8}
+MODE=${MODE:-pinned}
+if [ "$MODE" = pinned ]; then
+  SRV=(taskset -c 0) WRK=(taskset -c 1 wrk -t1) THREADS=1
+else
+  SRV=() WRK=(wrk -t2) THREADS=2
+fi
 CONDUIT=${CONDUIT:-$ROOT/target/release/conduit}
 MAY=${MAY:-$ROOT/benches/load/peers/may-peer/target/release/may-peer}
 ACC='Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
@@ -17,13 +26,13 @@ HZ=$(getconf CLK_TCK)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wrk_run() { # PORT SECONDS
-  taskset -c 1 wrk -t1 -c256 "-d$2s" -H 'Host: localhost' -H "$ACC" -H 'Connection: keep-alive' \
+  "${WRK[@]}" -c256 "-d$2s" -H 'Host: localhost' -H "$ACC" -H 'Connection: keep-alive' \
     -s "$ROOT/benches/load/pipeline.lua" "http://127.0.0.1:$1/plaintext" -- 16
 }
 run() { # NAME PORT CMD...
   local name=$1 port=$2 pid u0 s0 u1 s1 out rps reqs
   shift 2
-  taskset -c 0 "$@" >/dev/null 2>&1 &
+  "${SRV[@]}" "$@" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do curl -s -o /dev/null "localhost:$port/plaintext" && break; sleep 0.2; done
   wrk_run "$port" 2 >/dev/null
@@ -40,7 +49,7 @@ run() { # NAME PORT CMD...
 for _ in $(seq 1 "$ROUNDS"); do
   p=$(free_port)
   run conduit "$p" env CONDUIT_HTTP_MAX_REQUESTS_PER_CONN=4294967295 CONDUIT_LOG_LEVEL=warn \
-    "$CONDUIT" serve --listen "127.0.0.1:$p" --io-threads 1
+    "$CONDUIT" serve --listen "127.0.0.1:$p" --io-threads "$THREADS"
   p=$(free_port)
-  run may "$p" "$MAY" "127.0.0.1:$p" 1
+  run may "$p" "$MAY" "127.0.0.1:$p" "$THREADS"
 done

@@ -7,6 +7,9 @@
 #   MODES="pinned unpinned"       pinned: server on core 0 with 1 thread, wrk -t1 on core 1
 #                                 unpinned: server with UNPINNED_THREADS, wrk -t2, no taskset
 #   SCENARIOS="plaintext-64 json-64 json-256 pipeline16-256"
+#   ORDER=interleaved             interleaved: for each mode and scenario the servers run
+#                                 back to back (a fresh start each); server: each server
+#                                 runs all its scenarios in one block
 #   DURATION=10                   seconds per wrk run (10 or 10s)
 #   WARMUP=2                      seconds of wrk before each measured run (0 = none)
 #   STRACE=1                      also count syscalls per request (pinned, strace -c -f)
@@ -24,6 +27,7 @@ source "$(dirname "$0")/lib.sh"
 SERVERS=${SERVERS:-"conduit hyper may"}
 MODES=${MODES:-"pinned unpinned"}
 SCENARIOS=${SCENARIOS:-"plaintext-64 json-64 json-256 pipeline16-256"}
+ORDER=${ORDER:-interleaved}
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 WARMUP=${WARMUP:-2}
@@ -223,32 +227,63 @@ if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
   log "WARNING: the machine is already busy (${IDLE_LOAD} cores in use before any benchmark); results will be disturbed"
 fi
 T_START=$SECONDS
+# One server in one mode: start it, measure SCENARIOS... (and, if asked, count
+# its syscalls), stop it.
+run_block() { # SERVER MODE STRACE(0|1) SCENARIO...
+  local server=$1 mode=$2 with_strace=$3 pinned threads pid port scen
+  shift 3
+  case $mode in
+    pinned) pinned=1 threads=1 ;;
+    unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
+    *) log "unknown mode $mode"; return ;;
+  esac
+  log "== $server, $mode ($threads thread(s)): $*"
+  if ! start_server "$server" "$pinned" "$threads" "$WORK/server-$server-$mode.log"; then
+    return
+  fi
+  pid=$SRV_PID port=$SRV_PORT
+  for scen in "$@"; do
+    measure "$server" "$mode" "$scen" "$pid" "$port" || break
+  done
+  if [ "$with_strace" = 1 ] && [ "$STRACE" = 1 ] && [ "$mode" = pinned ] && kill -0 "$pid" 2>/dev/null; then
+    strace_run "$server" "$pid" "$port" plaintext-64 /plaintext 64 1
+    strace_run "$server" "$pid" "$port" pipeline16-256 /plaintext 256 16
+  fi
+  stop_pid "$pid"
+}
+
+RUNNABLE=""
 for server in $SERVERS; do
   server_bin "$server" >/dev/null || continue
   if [[ "$BUILD_FAILED" == *" $server "* ]]; then
     log "SKIP $server: its build failed"; continue
   fi
-  for mode in $MODES; do
-    case $mode in
-      pinned) pinned=1 threads=1 ;;
-      unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
-      *) log "unknown mode $mode"; continue ;;
-    esac
-    log "== $server, $mode ($threads thread(s))"
-    if ! start_server "$server" "$pinned" "$threads" "$WORK/server-$server-$mode.log"; then
-      continue
-    fi
-    pid=$SRV_PID port=$SRV_PORT
-    for scen in $SCENARIOS; do
-      measure "$server" "$mode" "$scen" "$pid" "$port" || break
-    done
-    if [ "$STRACE" = 1 ] && [ "$mode" = pinned ] && kill -0 "$pid" 2>/dev/null; then
-      strace_run "$server" "$pid" "$port" plaintext-64 /plaintext 64 1
-      strace_run "$server" "$pid" "$port" pipeline16-256 /plaintext 256 16
-    fi
-    stop_pid "$pid"
-  done
+  RUNNABLE="$RUNNABLE $server"
 done
+if [ "$ORDER" = server ]; then
+  for server in $RUNNABLE; do
+    for mode in $MODES; do
+      # shellcheck disable=SC2086
+      run_block "$server" "$mode" 1 $SCENARIOS
+    done
+  done
+else
+  # Interleaved: the servers run one scenario back to back, so a slow spell
+  # of this shared VM (it moved whole blocks by 20 % in runs E-G) hits them
+  # alike and the ratios compare neighbours.
+  for mode in $MODES; do
+    for scen in $SCENARIOS; do
+      for server in $RUNNABLE; do
+        run_block "$server" "$mode" 0 "$scen"
+      done
+    done
+  done
+  if [ "$STRACE" = 1 ]; then
+    for server in $RUNNABLE; do
+      run_block "$server" pinned 1
+    done
+  fi
+fi
 log "runs finished in $((SECONDS - T_START))s; raw output in $WORK"
 
 # --------------------------------------------------------------- report ---
