@@ -531,7 +531,7 @@ impl Conn {
                     keep_alive: info.keep_alive,
                     http10: info.http10,
                 };
-                let date = self.batch(io).date;
+                let date = batch_of(&mut self.batch, io.now).date;
                 let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
                 if !chunked {
                     info.keep_alive = false;
@@ -571,7 +571,7 @@ impl Conn {
             keep_alive: info.keep_alive,
             http10: info.http10,
         };
-        let batch = self.batch(io);
+        let batch = batch_of(&mut self.batch, io.now);
         if !response::encode(resp, f, &batch.date, io.wbuf) {
             tracing::error!(
                 route = info.route,
@@ -585,18 +585,6 @@ impl Conn {
         };
         self.count(info.route, resp.status, elapsed);
         self.finish(info.keep_alive, io)
-    }
-
-    /// This batch's shared values, taken on first use.
-    fn batch(&mut self, io: &Io<'_, Msg>) -> Batch {
-        *self.batch.get_or_insert_with(|| {
-            let end = Instant::now();
-            Batch {
-                end,
-                since_now: end.saturating_duration_since(io.now),
-                date: date::now(io.now),
-            }
-        })
     }
 
     /// Counts one answered request; runs of equal ones reach the metrics
@@ -663,7 +651,7 @@ impl Conn {
             keep_alive: false,
             http10: false,
         };
-        let date = self.batch(io).date;
+        let date = batch_of(&mut self.batch, io.now).date;
         response::encode(resp, f, &date, io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
@@ -731,6 +719,19 @@ impl Conn {
             },
         }
     }
+}
+
+/// This batch's shared values, taken on first use; `now` is the loop's
+/// clock for the batch. A borrow, not a copy per response.
+fn batch_of(slot: &mut Option<Batch>, now: Instant) -> &Batch {
+    slot.get_or_insert_with(|| {
+        let end = Instant::now();
+        Batch {
+            end,
+            since_now: end.saturating_duration_since(now),
+            date: date::now(now),
+        }
+    })
 }
 
 /// Counts a tally's requests in the metrics and empties it.
