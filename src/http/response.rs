@@ -333,13 +333,15 @@ pub fn encode(resp: &Response, f: Framing, date: &[u8; 29], out: &mut BytesMut) 
         encode(&fallback, f, date, out);
         return false;
     }
+    // The order of a prerendered head (`Date` after the fields), so a
+    // response reads the same whichever encoder wrote it (GET and HEAD).
     put_status_line(resp.status, out);
-    put_common(date, f, out);
     put_headers(resp, out);
     let bodiless = is_bodiless(resp.status);
     if !bodiless {
         put_content_length(resp.body.len(), out);
     }
+    put_common(date, f, out);
     out.extend_from_slice(b"\r\n");
     if !bodiless && !f.head_only {
         out.extend_from_slice(&resp.body);
@@ -430,7 +432,7 @@ mod tests {
         let s = enc(&Response::text(200, "hi"), KA);
         assert_eq!(
             s,
-            "HTTP/1.1 200 OK\r\nServer: conduit\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+            "HTTP/1.1 200 OK\r\nServer: conduit\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\nhi"
         );
     }
 
@@ -443,7 +445,8 @@ mod tests {
                 ..KA
             },
         );
-        assert!(s.ends_with("Content-Length: 5\r\n\r\n"), "{s}");
+        assert!(s.contains("\r\nContent-Length: 5\r\n"), "{s}");
+        assert!(s.ends_with(" GMT\r\n\r\n"), "no body after the head: {s}");
     }
 
     #[test]
@@ -511,6 +514,8 @@ mod tests {
         for f in [KA, head_only, close, http10] {
             assert_eq!(lines(&enc(&pre, f)), lines(&enc(&build(), f)), "{f:?}");
         }
+        // Byte for byte, not only the same lines: GET and HEAD read alike.
+        assert_eq!(enc(&pre, KA), enc(&build(), KA));
         // Another body (of another length) and a later header are never sent with the stale head.
         let mut other = pre.clone();
         other.body = Bytes::from_static(b"a longer body than before");
