@@ -61,6 +61,7 @@ const MAX_PORT: u32 = 65_535;
 /// [`ParseError::ConflictingContentLength`]), `Host` ([`ParseError::MissingHost`],
 /// [`ParseError::DuplicateHost`], [`ParseError::InvalidHost`]), then `Expect`
 /// ([`ParseError::ExpectationFailed`]).
+#[inline(always)]
 pub fn analyze(version: u8, headers: &[httparse::Header<'_>]) -> Result<Framing, ParseError> {
     let http10 = version == 0;
     let mut te = TeList::default();

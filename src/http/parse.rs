@@ -63,6 +63,132 @@ pub fn parse_head<'b>(
     buf: &'b [u8],
     limits: &Limits,
 ) -> Result<Option<(Head, &'b str)>, ParseError> {
+    match parse_plain(buf, limits) {
+        Some(h) => Ok(Some(h)),
+        None => parse_any(buf, limits),
+    }
+}
+
+/// Header slots of the plain path; a head with more fields takes the full
+/// parse. PERF: httparse's header parser wants initialized slots, and
+/// filling more costs more than the fields of a usual request.
+const PLAIN_SLOTS: usize = 16;
+
+/// The usual request read without httparse's request-line parser: a
+/// method [`Method`] names, an origin-form target of visible ASCII,
+/// `HTTP/1.1` or `HTTP/1.0` and CRLF; then the fields, through httparse's
+/// header parser. `None` for anything else, complete or not, and for any
+/// fault: [`parse_any`] then decides, and reports exactly. So this path
+/// accepts only what the full parse accepts, with the same result (a unit
+/// test compares them on mutated heads).
+///
+/// PERF: httparse's request line checks the target as UTF-8 a byte at a
+/// time (~100 instructions for `/plaintext`), then `split_target` scanned it
+/// again; here one pass, 8 bytes at a time, checks it and finds the `?`
+/// (callgrind, benches/load/pipeline_client.py --wrk-heads).
+fn parse_plain<'b>(buf: &'b [u8], limits: &Limits) -> Option<(Head, &'b str)> {
+    let (method, method_len) = plain_method(buf)?;
+    let t0 = method_len + 1;
+    if buf.get(t0) != Some(&b'/') {
+        return None;
+    }
+    let (t_end, q) = scan_target(buf, t0)?;
+    let http10 = match buf.get(t_end + 1..t_end + 11)? {
+        b"HTTP/1.1\r\n" => false,
+        b"HTTP/1.0\r\n" => true,
+        _ => return None,
+    };
+    let line_end = t_end + 11;
+    let mut slots = [httparse::EMPTY_HEADER; PLAIN_SLOTS];
+    let n = limits.max_headers.min(PLAIN_SLOTS);
+    let (fields_len, headers) =
+        match httparse::parse_headers(buf.get(line_end..)?, slots.get_mut(..n)?) {
+            Ok(httparse::Status::Complete(done)) => done,
+            _ => return None,
+        };
+    let len = line_end + fields_len;
+    if len > limits.max_head_bytes || !lines_ok_fast(buf, buf.get(..len)?, headers, limits) {
+        return None;
+    }
+    let framing = framing::analyze(u8::from(!http10), headers).ok()?;
+    let path_end = q.unwrap_or(t_end);
+    let path = buf.get(t0..path_end)?;
+    debug_assert!(path.iter().all(|b| (0x21..=0x7e).contains(b)));
+    // SAFETY: `scan_target` let through only bytes in 0x21..=0x7E up to
+    // `t_end`, and `path_end <= t_end`: the path is ASCII, hence UTF-8.
+    let path_str = unsafe { std::str::from_utf8_unchecked(path) };
+    let head = Head {
+        len,
+        framing,
+        method,
+        method_range: 0..method_len,
+        path_range: t0..path_end,
+        query: q.map(|q| q + 1..t_end),
+        authority: None,
+    };
+    Some((head, path_str))
+}
+
+/// The method at the start of `buf` if [`Method`] names it and a SP follows.
+fn plain_method(buf: &[u8]) -> Option<(Method, usize)> {
+    Some(match buf.get(..8)? {
+        [b'G', b'E', b'T', b' ', ..] => (Method::Get, 3),
+        [b'P', b'O', b'S', b'T', b' ', ..] => (Method::Post, 4),
+        [b'H', b'E', b'A', b'D', b' ', ..] => (Method::Head, 4),
+        [b'P', b'U', b'T', b' ', ..] => (Method::Put, 3),
+        [b'D', b'E', b'L', b'E', b'T', b'E', b' ', ..] => (Method::Delete, 6),
+        [b'P', b'A', b'T', b'C', b'H', b' ', ..] => (Method::Patch, 5),
+        [b'O', b'P', b'T', b'I', b'O', b'N', b'S', b' '] => (Method::Options, 7),
+        _ => return None,
+    })
+}
+
+/// Scans a target from `buf[start]` to the SP that ends it, 8 bytes at a
+/// time. Returns the SP's position and the first `?`'s, or `None` if a byte
+/// outside visible ASCII (0x21..=0x7E) comes first or `buf` ends.
+fn scan_target(buf: &[u8], start: usize) -> Option<(usize, Option<usize>)> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QS: u64 = LO * b'?' as u64;
+    let mut at = start;
+    let mut q = None;
+    while let Some(word) = buf.get(at..at + 8) {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        // Bytes below 0x21 (SP among them) and bytes above 0x7E. In each
+        // test a borrow or carry runs only upward, from a flagged byte, so
+        // the lowest flagged byte is exact.
+        let below = w.wrapping_sub(LO * 0x21) & !w & HI;
+        let above = (w.wrapping_add(LO) | w) & HI;
+        let stop = below | above;
+        let x = w ^ QS;
+        let qs = x.wrapping_sub(LO) & !x & HI;
+        let first_q = (qs.trailing_zeros() / 8) as usize;
+        if stop != 0 {
+            let end = (stop.trailing_zeros() / 8) as usize;
+            if q.is_none() && first_q < end {
+                q = Some(at + first_q);
+            }
+            return (word.get(end) == Some(&b' ')).then_some((at + end, q));
+        }
+        if q.is_none() && qs != 0 {
+            q = Some(at + first_q);
+        }
+        at += 8;
+    }
+    for (i, &c) in buf.get(at..)?.iter().enumerate() {
+        match c {
+            b' ' => return Some((at + i, q)),
+            b'?' if q.is_none() => q = Some(at + i),
+            0x21..=0x7e => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The full parse: httparse's request parser, then every check, with the
+/// exact error for each fault.
+fn parse_any<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(Head, &'b str)>, ParseError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let n = limits.max_headers.min(HEADER_SLOTS);
     let mut parsed = httparse::Request::new(&mut []);
@@ -282,6 +408,7 @@ fn has_obs_fold(buf: &[u8]) -> bool {
 /// head is unusual (leading empty lines, empty values, trailing whitespace)
 /// or a check fails; the caller then runs the full scan, which reports the
 /// exact error.
+#[inline(always)]
 fn lines_ok_fast(
     buf: &[u8],
     head: &[u8],
@@ -366,6 +493,120 @@ mod tests {
         assert!(!fast(b"GET / HTTP/1.1\r\nHost:\r\n\r\n"), "empty value");
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(9000));
         assert!(!fast(long.as_bytes()), "field over the limit");
+    }
+
+    /// Heads the plain path should take, and from which the mutations start.
+    const PLAIN_HEADS: &[&[u8]] = &[
+        b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain,text/html;q=0.9,*/*;q=0.7\r\nConnection: keep-alive\r\n\r\n",
+        b"POST /mcp?session=abc&x=1 HTTP/1.1\r\nHost: a:80\r\nContent-Length: 5\r\n\r\nhello",
+        b"HEAD /a/b/c/d/e/f/g/h/i/j/k/l?q?r HTTP/1.0\r\n\r\n",
+        b"DELETE /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"OPTIONS /? HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        b"PUT /v2/models/m/infer HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"PATCH / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n",
+    ];
+
+    /// Every accepted head must come out of the plain path as it comes out
+    /// of the full parse.
+    fn assert_plain_agrees(raw: &[u8], limits: &Limits) -> bool {
+        let plain = parse_plain(raw, limits);
+        let taken = plain.is_some();
+        if let Some(plain) = plain {
+            let full = parse_any(raw, limits);
+            assert_eq!(
+                format!("{:?}", Ok::<_, ParseError>(Some(plain))),
+                format!("{full:?}"),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        taken
+    }
+
+    #[test]
+    fn the_plain_path_agrees_with_the_full_parse() {
+        let default = Limits::default();
+        for raw in PLAIN_HEADS {
+            assert!(
+                parse_plain(raw, &default).is_some(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let tight = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l
+        };
+        let limits = [
+            default.clone(),
+            tight(|l| l.max_headers = 2),
+            tight(|l| l.max_request_line_bytes = 20),
+            tight(|l| l.max_head_bytes = 40),
+            tight(|l| l.max_header_field_bytes = 12),
+        ];
+        let bytes = [
+            b' ', b'?', b'\r', b'\n', b'\t', 0, 0x7f, 0x80, 0xff, b'a', b'/', b':', b'H', b'1',
+            b'*',
+        ];
+        let many_fields = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", "X: y\r\n".repeat(20));
+        let mut cases: Vec<Vec<u8>> = vec![many_fields.into_bytes()];
+        for raw in PLAIN_HEADS {
+            for at in 0..raw.len() {
+                cases.push(raw[..at].to_vec());
+                let mut cut = raw.to_vec();
+                cut.remove(at);
+                cases.push(cut);
+                for &b in &bytes {
+                    let mut c = raw.to_vec();
+                    c[at] = b;
+                    cases.push(c.clone());
+                    c.insert(at, b);
+                    cases.push(c);
+                }
+            }
+        }
+        let mut taken = 0;
+        for limits in &limits {
+            for c in &cases {
+                taken += usize::from(assert_plain_agrees(c, limits));
+            }
+        }
+        // Not vacuous: many mutants are still plain requests.
+        assert!(taken > 1000, "{taken} of {}", cases.len() * limits.len());
+    }
+
+    #[test]
+    fn scan_target_agrees_with_the_plain_definition() {
+        let naive = |b: &[u8], start: usize| {
+            let mut q = None;
+            for (i, &c) in b.iter().enumerate().skip(start) {
+                match c {
+                    b' ' => return Some((i, q)),
+                    b'?' if q.is_none() => q = Some(i),
+                    0x21..=0x7e => {}
+                    _ => return None,
+                }
+            }
+            None
+        };
+        for len in 0..40 {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            for at in 0..len {
+                for byte in [b' ', b'?', 0x20, 0x21, 0x7e, 0x7f, 0x80, 0xff, 0, b'\r'] {
+                    for second in [None, Some(b'?'), Some(b' '), Some(0xff)] {
+                        let mut c = base.clone();
+                        c[at] = byte;
+                        if let Some(s) = second.filter(|_| at + 3 < len) {
+                            c[at + 3] = s;
+                        }
+                        for start in [0, 1, 3] {
+                            assert_eq!(scan_target(&c, start), naive(&c, start), "{c:?} {start}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
