@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -626,7 +626,7 @@ fn flush<P>(c: &mut Conn<P>, now: Instant) -> io::Result<bool> {
         if !c.writable {
             return Ok(false);
         }
-        match c.sock.write(&c.wbuf) {
+        match sys::send(&c.sock, &c.wbuf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 c.wbuf.advance(n);

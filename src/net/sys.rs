@@ -9,10 +9,12 @@ use std::os::fd::AsRawFd;
 pub(crate) fn read_into(sock: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<(usize, usize)> {
     let spare = buf.chunk_mut();
     let room = spare.len();
-    // SAFETY: `spare` is valid for writes of `room` bytes; read(2) writes at
+    // PERF: recv(2), not read(2): it skips the VFS layer (loopback round
+    // trips ~1.5 % cheaper, benches/load/recv_vs_read.c).
+    // SAFETY: `spare` is valid for writes of `room` bytes; recv(2) writes at
     // most that many and never reads from the buffer. On success exactly `n`
     // bytes are initialised, which is what `advance_mut` is told.
-    let n = unsafe { libc::read(sock.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
+    let n = unsafe { libc::recv(sock.as_raw_fd(), spare.as_mut_ptr().cast(), room, 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -20,4 +22,24 @@ pub(crate) fn read_into(sock: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<(
     // SAFETY: the kernel initialised `n <= room` bytes (see above).
     unsafe { buf.advance_mut(n) };
     Ok((n, room))
+}
+
+/// Writes as much of `data` as the socket takes, with send(2) (see
+/// [`read_into`] for why not write(2)). `MSG_NOSIGNAL`: a peer that has gone
+/// away is an `EPIPE` error, never a signal.
+pub(crate) fn send(sock: &impl AsRawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is valid for reads of `data.len()` bytes, and send(2)
+    // only reads that many.
+    let n = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
