@@ -723,15 +723,24 @@ impl Conn {
 
 /// This batch's shared values, taken on first use; `now` is the loop's
 /// clock for the batch. A borrow, not a copy per response.
+#[inline(always)]
 fn batch_of(slot: &mut Option<Batch>, now: Instant) -> &Batch {
-    slot.get_or_insert_with(|| {
-        let end = Instant::now();
-        Batch {
-            end,
-            since_now: end.saturating_duration_since(now),
-            date: date::now(now),
-        }
-    })
+    // PERF: only the check is inlined; the batch is built once per batch
+    // (callgrind, benches/load/pipeline_client.py).
+    slot.get_or_insert_with(
+        #[cold]
+        || new_batch(now),
+    )
+}
+
+#[cold]
+fn new_batch(now: Instant) -> Batch {
+    let end = Instant::now();
+    Batch {
+        end,
+        since_now: end.saturating_duration_since(now),
+        date: date::now(now),
+    }
 }
 
 /// Counts a tally's requests in the metrics and empties it.
