@@ -50,8 +50,9 @@ const MAX_PORT: u32 = 65_535;
 /// `version` is httparse's minor version: 0 means HTTP/1.0, anything else is
 /// treated as HTTP/1.1. `headers` are the fields httparse parsed, in order
 /// (their names are tokens and their values hold no CR, which the
-/// case-insensitive compare relies on); names compare case-insensitively
-/// and values are trimmed of SP/HTAB.
+/// case-insensitive compare relies on; httparse has already trimmed SP and
+/// HTAB from both ends of each value, which a unit test checks); names
+/// compare case-insensitively.
 ///
 /// Checks run in this order, so a head with several faults always gets the
 /// same error: `Transfer-Encoding` in HTTP/1.0 ([`ParseError::TransferEncodingInHttp10`]),
@@ -87,7 +88,10 @@ pub fn analyze(version: u8, headers: &[httparse::Header<'_>]) -> Result<Framing,
             17 if token_eq(name, b"transfer-encoding") => Field::TransferEncoding,
             _ => continue,
         };
-        let value = trim_ows(h.value);
+        // PERF: no trim: httparse trims values (callgrind, pipeline_client.py:
+        // 1,807 -> 1,774 instructions per request).
+        let value = h.value;
+        debug_assert_eq!(value, trim_ows(value));
         if field == Field::ContentLength {
             cl.add_field(value);
         } else if field == Field::TransferEncoding {
@@ -715,13 +719,35 @@ mod tests {
 
     type Fields<'a> = &'a [(&'a str, &'a [u8])];
 
-    /// Runs `analyze` on the given version and fields.
+    /// Runs `analyze` on the given version and fields, their values
+    /// trimmed as httparse trims them.
     fn run(version: u8, fields: Fields<'_>) -> Result<Framing, ParseError> {
         let headers: Vec<httparse::Header<'_>> = fields
             .iter()
-            .map(|&(name, value)| httparse::Header { name, value })
+            .map(|&(name, value)| httparse::Header {
+                name,
+                value: trim_ows(value),
+            })
             .collect();
         analyze(version, &headers)
+    }
+
+    #[test]
+    fn httparse_trims_the_values_analyze_reads() {
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: \t a b \t\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost:a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\ta b\t\t\r\n\r\n",
+        ] {
+            let mut slots = [httparse::EMPTY_HEADER; 4];
+            let mut req = httparse::Request::new(&mut slots);
+            req.parse(raw).unwrap();
+            assert_eq!(req.headers[0].value, b"a b");
+        }
+        let mut slots = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut slots);
+        req.parse(b"GET / HTTP/1.1\r\nX: \t \r\n\r\n").unwrap();
+        assert_eq!(req.headers[0].value, b"");
     }
 
     /// HTTP/1.1 framing with default connection handling.
