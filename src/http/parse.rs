@@ -89,8 +89,8 @@ const PLAIN_SLOTS: usize = 8;
 /// test compares them on mutated heads).
 ///
 /// PERF: httparse's request line checks the target as UTF-8 a byte at a
-/// time (~100 instructions for `/plaintext`), then `split_target` scanned it
-/// again; here one pass, 8 bytes at a time, checks it and finds the `?`
+/// time (~100 instructions for `/plaintext`) before it is scanned for
+/// ASCII and the `?`; here one pass, 8 bytes at a time, does both
 /// (callgrind, benches/load/pipeline_client.py --wrk-heads).
 #[inline(always)]
 fn parse_plain<'b>(buf: &'b [u8], limits: &Limits) -> Option<(Head, &'b str)> {
@@ -162,6 +162,9 @@ fn plain_method(buf: &[u8]) -> Option<(Method, usize)> {
 /// Scans a target from `buf[start]` to the SP that ends it, 8 bytes at a
 /// time. Returns the SP's position and the first `?`'s, or `None` if a byte
 /// outside visible ASCII (0x21..=0x7E) comes first or `buf` ends.
+// PERF: inlined into the plain path even though the full parse calls it
+// too (callgrind, pipeline_client.py: +20 instructions as a call).
+#[inline(always)]
 fn scan_target(buf: &[u8], start: usize) -> Option<(usize, Option<usize>)> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -251,7 +254,14 @@ fn parse_any<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(Head, &'b str
 
     let method_token = Method::from_token(method);
     let t = offset(buf, target.as_bytes());
-    let (path, query, authority) = split_target(target, t.start)?;
+    // httparse ended the target at a SP and let through only bytes from
+    // 0x21 up, so the plain path's scan stops there too; it fails on a
+    // non-ASCII byte.
+    let Some((t_end, q)) = scan_target(buf, t.start) else {
+        return Err(ParseError::InvalidTarget);
+    };
+    debug_assert_eq!(t_end, t.end);
+    let (path, query, authority) = split_target(target, t.start, q.map(|q| q - t.start))?;
     let (path_range, path_str) = if method_token == Method::Options && target == "*" {
         (t, target)
     } else {
@@ -302,19 +312,18 @@ pub(crate) fn index_headers(head: &[u8]) -> HeaderIndex {
     }
 }
 
-/// Splits a request target into path, query and (absolute-form) authority
-/// ranges, relative to the head. RFC 9112 §3.2.
+/// Splits an ASCII request target whose first `?` is at `q` (relative to
+/// the target) into path, query and (absolute-form) authority ranges,
+/// relative to the head. RFC 9112 §3.2.
 #[allow(clippy::type_complexity)]
 #[inline(always)]
 fn split_target(
     target: &str,
     base: usize,
+    q: Option<usize>,
 ) -> Result<(Range<usize>, Option<Range<usize>>, Option<Range<usize>>), ParseError> {
-    // The first `?` of the whole target starts the query: neither the
+    // `q`, the first `?` of the whole target, starts the query: neither the
     // scheme nor the authority of an absolute-form target contains one.
-    let Some(q) = ascii_and_query(target.as_bytes()) else {
-        return Err(ParseError::InvalidTarget);
-    };
     let (mut start, mut authority) = (0, None);
     if !target.starts_with('/') {
         if target == "*" {
@@ -345,46 +354,6 @@ fn split_target(
     // `http://host` or `http://host?x` has an empty path; `Request::path`
     // reports it as "/".
     Ok((base + start..base + path_end, query, authority))
-}
-
-/// Whether `b` is ASCII (`None` if not) and where its first `?` is.
-/// PERF: one pass, 8 bytes at a time, for the usual short target; long
-/// ones use the SIMD `is_ascii` and memchr (callgrind, pipeline_client.py
-/// --wrk-heads: `split_target` was ~120 instructions for `/plaintext`; with
-/// this, the router change and `trim_ows`, a request went 2,246 → 2,095).
-fn ascii_and_query(b: &[u8]) -> Option<Option<usize>> {
-    if b.len() >= 64 {
-        return b.is_ascii().then(|| memchr::memchr(b'?', b));
-    }
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QS: u64 = LO * b'?' as u64;
-    let mut q = None;
-    let mut words = b.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let w = w.try_into().map_or(HI, u64::from_le_bytes);
-        if w & HI != 0 {
-            return None;
-        }
-        // The lowest zero byte of `w ^ QS` is the first `?` (the classic
-        // has-zero-byte test; bytes above a zero may be false positives).
-        let x = w ^ QS;
-        let z = x.wrapping_sub(LO) & !x & HI;
-        if q.is_none() && z != 0 {
-            q = Some(at + z.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    for (i, &c) in words.remainder().iter().enumerate() {
-        if c >= 0x80 {
-            return None;
-        }
-        if q.is_none() && c == b'?' {
-            q = Some(at + i);
-        }
-    }
-    Some(q)
 }
 
 /// httparse says "bad version": 505 for a well-formed other major version, else 400 (S16).
@@ -659,37 +628,18 @@ mod tests {
     }
 
     #[test]
-    fn ascii_and_query_agrees_with_the_plain_definition() {
-        let naive = |b: &[u8]| b.is_ascii().then(|| b.iter().position(|&c| c == b'?'));
-        let mut cases: Vec<Vec<u8>> = Vec::new();
-        for len in 0..80 {
-            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            cases.push(base.clone());
-            for at in 0..len {
-                for byte in [b'?', 0x80, 0xff, b'>', b'@', 0x7f] {
-                    let mut c = base.clone();
-                    c[at] = byte;
-                    cases.push(c.clone());
-                    // A second `?` after the first, and one before.
-                    if at + 3 < len {
-                        c[at + 3] = b'?';
-                        cases.push(c.clone());
-                    }
-                }
-            }
-        }
-        for c in &cases {
-            assert_eq!(ascii_and_query(c), naive(c), "{c:?}");
-        }
-    }
-
-    #[test]
     fn short_and_long_targets_split_alike() {
         let pad = "x".repeat(80);
         for t in ["/", "/a", "/a?b", "/a?b?c", "/?", "/a?", "/é"] {
             let long = t.replacen('/', &format!("/{pad}"), 1);
-            let short = split_target(t, 10);
-            let full = split_target(&long, 10);
+            // As the full parse does: the scan over the target and its SP, then the split.
+            let split = |t: &str| {
+                let buf = format!("{t} ");
+                let (_, q) = scan_target(buf.as_bytes(), 0).ok_or(ParseError::InvalidTarget)?;
+                split_target(t, 10, q)
+            };
+            let short = split(t);
+            let full = split(&long);
             match (short, full) {
                 (Ok((p, q, a)), Ok((lp, lq, la))) => {
                     assert_eq!(p.start, lp.start, "{t}");

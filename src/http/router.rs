@@ -105,7 +105,7 @@ pub struct Router {
     /// index and a word-wise compare instead of hashing the path and a
     /// memcmp call (callgrind, benches/load/pipeline_client.py: `find` was
     /// ~140 instructions per request, the memcmp ~20 of them; measured
-    /// together with the target split, see `parse::ascii_and_query`).
+    /// together with the target split).
     exact: Vec<Vec<ExactPath>>,
     patterned: Vec<usize>,
 }
