@@ -1,18 +1,22 @@
 """A deterministic pipelined load for instruction counting (callgrind).
 
-usage: pipeline_client.py PORT CONNS BATCHES [--wrk-heads] [--json]
-Sends BATCHES rounds of 16 pipelined `GET /plaintext` (`/json` with
+usage: pipeline_client.py PORT CONNS BATCHES [--wrk-heads] [--json] [--depth=N]
+Sends BATCHES rounds of 16 (or N) pipelined `GET /plaintext` (`/json` with
 --json) on each of CONNS
 connections to 127.0.0.1:PORT and waits for every response. Bounded: it
 stops after CONNS * BATCHES * 16 requests. --wrk-heads sends the heads
 benches/load/run.sh has wrk send (TechEmpower's Host, Accept and
-Connection), ~170 bytes instead of ~50.
+Connection), ~170 bytes instead of ~50. --depth=1 counts the
+non-pipelined path: one request per connection per round.
 """
 import socket
 import sys
 
 port, conns, batches = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 DEPTH = 16
+for a in sys.argv[4:]:
+    if a.startswith("--depth="):
+        DEPTH = int(a.split("=", 1)[1])
 path = b"/json" if "--json" in sys.argv[4:] else b"/plaintext"
 if "--wrk-heads" in sys.argv[4:]:
     head = (

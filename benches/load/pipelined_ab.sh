@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Quick A/B of the pipelined scenario only: Conduit against may-peer, wrk's
-# TechEmpower heads, 16 deep, 256 connections, the two servers alternating.
+# Quick A/B of one scenario: Conduit against may-peer, wrk's TechEmpower
+# heads, the two servers alternating with a fresh start each round.
+# SCENARIO=pipeline16-256 (default; /plaintext 16 deep, 256 connections), or
+# plaintext-64, json-64, json-256 (non-pipelined), as in run.sh.
 # MODE=pinned (default): server on core 0 with one thread, wrk -t1 on core 1.
 # MODE=unpinned: server with 2 threads, wrk -t2, no taskset. Prints req/s
 # and server CPU µs/request per run (user and system). Uses existing release
@@ -9,11 +11,20 @@
 #
 #   ROUNDS=2 DURATION=8 benches/load/pipelined_ab.sh
 #   MODE=unpinned ROUNDS=5 DURATION=8 benches/load/pipelined_ab.sh
+#   SCENARIO=plaintext-64 ROUNDS=6 DURATION=6 benches/load/pipelined_ab.sh
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-8}
 MODE=${MODE:-pinned}
+SCENARIO=${SCENARIO:-pipeline16-256}
+case $SCENARIO in
+  pipeline16-256) URL_PATH=/plaintext CONNS=256 DEPTH=16 ;;
+  plaintext-64) URL_PATH=/plaintext CONNS=64 DEPTH=1 ;;
+  json-64) URL_PATH=/json CONNS=64 DEPTH=1 ;;
+  json-256) URL_PATH=/json CONNS=256 DEPTH=1 ;;
+  *) echo "unknown SCENARIO $SCENARIO" >&2; exit 1 ;;
+esac
 if [ "$MODE" = pinned ]; then
   SRV=(taskset -c 0) WRK=(taskset -c 1 wrk -t1) THREADS=1
 else
@@ -22,12 +33,15 @@ fi
 CONDUIT=${CONDUIT:-$ROOT/target/release/conduit}
 MAY=${MAY:-$ROOT/benches/load/peers/may-peer/target/release/may-peer}
 ACC='Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
+[ "$URL_PATH" = /json ] && ACC=${ACC/text\/plain/application\/json}
 HZ=$(getconf CLK_TCK)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wrk_run() { # PORT SECONDS
-  "${WRK[@]}" -c256 "-d$2s" -H 'Host: localhost' -H "$ACC" -H 'Connection: keep-alive' \
-    -s "$ROOT/benches/load/pipeline.lua" "http://127.0.0.1:$1/plaintext" -- 16
+  local script=()
+  [ "$DEPTH" -gt 1 ] && script=(-s "$ROOT/benches/load/pipeline.lua")
+  "${WRK[@]}" "-c$CONNS" "-d$2s" -H 'Host: localhost' -H "$ACC" -H 'Connection: keep-alive' \
+    "${script[@]}" "http://127.0.0.1:$1$URL_PATH" -- "$DEPTH"
 }
 run() { # NAME PORT CMD...
   local name=$1 port=$2 pid u0 s0 u1 s1 out rps reqs

@@ -10,6 +10,10 @@
 #   ORDER=interleaved             interleaved: for each mode and scenario the servers run
 #                                 back to back (a fresh start each); server: each server
 #                                 runs all its scenarios in one block
+#   REPEAT=1                      interleaved only: measure each scenario this many times
+#                                 (the servers' order rotates each time); the report gives
+#                                 each server's median and range, and the ratios compare
+#                                 medians and neighbours of the same repetition
 #   DURATION=10                   seconds per wrk run (10 or 10s)
 #   WARMUP=2                      seconds of wrk before each measured run (0 = none)
 #   STRACE=1                      also count syscalls per request (pinned, strace -c -f)
@@ -28,6 +32,7 @@ SERVERS=${SERVERS:-"conduit hyper may"}
 MODES=${MODES:-"pinned unpinned"}
 SCENARIOS=${SCENARIOS:-"plaintext-64 json-64 json-256 pipeline16-256"}
 ORDER=${ORDER:-interleaved}
+REPEAT=${REPEAT:-1}
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 WARMUP=${WARMUP:-2}
@@ -155,7 +160,7 @@ measure() {
   rss=$(rss_kib "$pid")
   if ! kill -0 "$pid" 2>/dev/null; then
     log "$server died during $scen ($mode)"
-    printf '%s\t%s\t%s\tdied\n' "$server" "$scen" "$mode" >>"$RESULTS"
+    printf '%s\t%s\t%s\tdied\t\t\t\t\t\t\t\t\t\t%s\n' "$server" "$scen" "$mode" "$REP" >>"$RESULTS"
     return 1
   fi
   rps=$(wrk_field "$out" rps)
@@ -171,10 +176,10 @@ measure() {
   cores=$(awk -v s=$((t1 - t0)) -v w=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" \
     'BEGIN{ d = (w1 - w0) * hz; o = b - s - w; if (o < 0) o = 0
             printf "%.2f\t%.2f\t%.2f", s / d, w / d, o / d }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$server" "$scen" "$mode" "${rps:-}" "${p50:-}" "${p99:-}" "$cpu_us" \
-    "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" >>"$RESULTS"
-  log "$server $mode $scen: ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, ${cpu_us:-?} us CPU/req, RSS ${rss:-?} KiB, errors ${errs:-?}, cores server/wrk/other $(tr '\t' / <<<"$cores")"
+    "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" "$REP" >>"$RESULTS"
+  log "$server $mode $scen (#$REP): ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, ${cpu_us:-?} us CPU/req, RSS ${rss:-?} KiB, errors ${errs:-?}, cores server/wrk/other $(tr '\t' / <<<"$cores")"
 }
 
 # strace_run SERVER PID PORT NAME PATH CONNS DEPTH
@@ -227,6 +232,7 @@ if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
   log "WARNING: the machine is already busy (${IDLE_LOAD} cores in use before any benchmark); results will be disturbed"
 fi
 T_START=$SECONDS
+REP=1
 # One server in one mode: start it, measure SCENARIOS... (and, if asked, count
 # its syscalls), stop it.
 run_block() { # SERVER MODE STRACE(0|1) SCENARIO...
@@ -271,13 +277,20 @@ else
   # Interleaved: the servers run one scenario back to back, so a slow spell
   # of this shared VM (it moved whole blocks by 20 % in runs E-G) hits them
   # alike and the ratios compare neighbours.
+  # With REPEAT > 1 the order rotates (conduit hyper may, hyper may conduit,
+  # ...) so that no server always runs first after a pause or last.
+  read -ra ORDERED <<<"$RUNNABLE"
   for mode in $MODES; do
     for scen in $SCENARIOS; do
-      for server in $RUNNABLE; do
-        run_block "$server" "$mode" 0 "$scen"
+      for ((REP = 1; REP <= REPEAT; REP++)); do
+        n=${#ORDERED[@]}
+        for ((i = 0; i < n; i++)); do
+          run_block "${ORDERED[$(((i + REP - 1) % n))]}" "$mode" 0 "$scen"
+        done
       done
     done
   done
+  REP=1
   if [ "$STRACE" = 1 ]; then
     for server in $RUNNABLE; do
       run_block "$server" pinned 1
@@ -296,6 +309,7 @@ REPORT="$WORK/report.md"
   echo "- wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'), ${DURATION}s per run after ${WARMUP}s warm-up; pinned = server \`taskset -c 0\` with 1 thread + \`taskset -c 1 wrk -t1\`; unpinned = server with $UNPINNED_THREADS threads + \`wrk -t$NPROC\`"
   echo "- machine load before the runs: ${IDLE_LOAD} cores busy"
   echo "- servers: $SERVERS; CPU µs/req = server utime+stime / requests; RSS = server VmRSS after the run"
+  [ "$REPEAT" -gt 1 ] && echo "- each scenario measured $REPEAT times, the servers' order rotating; a row gives the median of each column (CPU µs/req also its range)"
   echo
   python3 - "$RESULTS" "$SYSCALLS" <<'PY'
 import sys
@@ -322,7 +336,35 @@ def table(header, body):
         print(fmt(r))
     print()
 
-res = [r[:10] + [r[10:13]] for r in rows(sys.argv[1], 13)]
+from statistics import median
+
+# One row per measurement; with REPEAT > 1 several per (server, scenario, mode).
+raw = rows(sys.argv[1], 14)
+groups = {}
+for r in raw:
+    groups.setdefault((r[0], r[1], r[2]), []).append(r)
+
+def med(rs, i, fmt):
+    v = [num(r[i]) for r in rs if num(r[i]) is not None]
+    return fmt % median(v) if v else ""
+
+def summary(rs):
+    if len(rs) == 1:
+        return rs[0][3:13]
+    cpus = [num(r[6]) for r in rs if num(r[6]) is not None]
+    cpu = med(rs, 6, "%.3f")
+    if len(cpus) > 1:
+        cpu += f" ({min(cpus):.3f}–{max(cpus):.3f})"
+    rps = med(rs, 3, "%.0f") or ";".join(sorted({r[3] for r in rs}))
+    errs = sum(int(num(r[9]) or 0) for r in rs)
+    return [rps, med(rs, 4, "%.3f"), med(rs, 5, "%.3f"), cpu, med(rs, 7, "%.1f"),
+            med(rs, 8, "%.0f"), str(errs), med(rs, 10, "%.2f"), med(rs, 11, "%.2f"),
+            med(rs, 12, "%.2f")]
+
+res = []
+for (s, scen, mode), rs in groups.items():
+    f = summary(rs)
+    res.append([s, scen, mode] + f[:7] + [f[7:10]])
 body = []
 noisy = False
 for s, scen, mode, rps, p50, p99, cpu, rss, reqs, errs, (cs, cw, co) in res:
@@ -346,10 +388,27 @@ if body:
 else:
     print("_no results_\n")
 
-# Conduit / best peer, per scenario and mode.
+# Conduit / best peer, per scenario and mode (medians when repeated).
 by = {}
 for s, scen, mode, rps, p50, p99, cpu, rss, reqs, errs, _ in res:
-    by.setdefault((scen, mode), {})[s] = (num(rps), num(cpu))
+    by.setdefault((scen, mode), {})[s] = (num(rps), num(cpu.split(" ")[0]) if cpu else None)
+# Per repetition: did Conduit use no more CPU per request than every peer
+# that ran next to it, and serve at least as many requests per second?
+paired = {}
+for (s, scen, mode), rs in groups.items():
+    for r in rs:
+        paired.setdefault((scen, mode, r[13]), {})[s] = (num(r[3]), num(r[6]))
+wins = {}
+for (scen, mode, _), d in paired.items():
+    c = d.get("conduit")
+    peers = [v for k, v in d.items() if k != "conduit"]
+    if not c or not c[0] or not c[1] or not peers or any(not v[0] or not v[1] for v in peers):
+        continue
+    w = wins.setdefault((scen, mode), [0, 0, 0])
+    w[0] += 1
+    w[1] += all(c[1] <= v[1] for v in peers)
+    w[2] += all(c[0] >= v[0] for v in peers)
+repeated = any(len(rs) > 1 for rs in groups.values())
 ratio = []
 for (scen, mode), d in by.items():
     peers = {k: v for k, v in d.items() if k != "conduit"}
@@ -358,12 +417,23 @@ for (scen, mode), d in by.items():
     c = d.get("conduit")
     rr = f"{c[0] / best_rps[0]:.2f} (vs {best_rps[1]})" if c and c[0] and best_rps[0] else "n/a"
     cr = f"{c[1] / best_cpu[0]:.2f} (vs {best_cpu[1]})" if c and c[1] and best_cpu[0] else "n/a"
-    ratio.append([scen, mode, rr, cr])
+    row = [scen, mode, rr, cr]
+    if repeated:
+        n, wc, wr = wins.get((scen, mode), [0, 0, 0])
+        row += [f"{wc} of {n}", f"{wr} of {n}"]
+    ratio.append(row)
 if not any(r[0] == "conduit" for r in res):
     print("_Conduit was not measured (missing, failed to build or start): no ratios._\n")
 elif ratio:
-    print("Conduit / best peer (req/s: higher is better; CPU/req: lower is better):\n")
-    table(["scenario", "mode", "req/s ratio", "CPU/req ratio"], ratio)
+    if repeated:
+        print("Conduit / best peer, medians (req/s: higher is better; CPU/req: lower is better), "
+              "and in how many repetitions Conduit's CPU/req was at or below every peer's "
+              "and its req/s at or above:\n")
+        table(["scenario", "mode", "req/s ratio", "CPU/req ratio", "CPU ≤ peers", "req/s ≥ peers"],
+              ratio)
+    else:
+        print("Conduit / best peer (req/s: higher is better; CPU/req: lower is better):\n")
+        table(["scenario", "mode", "req/s ratio", "CPU/req ratio"], ratio)
 
 sc = rows(sys.argv[2], 6)
 if sc:
