@@ -409,7 +409,7 @@ fn hex_value(b: u8) -> Option<u64> {
 }
 
 /// RFC 9110 §5.6.2 tchar.
-fn is_tchar(b: u8) -> bool {
+pub(super) const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
