@@ -176,9 +176,13 @@ measure() {
   cores=$(awk -v s=$((t1 - t0)) -v w=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" \
     'BEGIN{ d = (w1 - w0) * hz; o = b - s - w; if (o < 0) o = 0
             printf "%.2f\t%.2f\t%.2f", s / d, w / d, o / d }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  # Server CPU over wrk's in the same window: both move with the VM's
+  # state, which moves a single window by ~27 % (docs/BENCHMARKS.md, run N).
+  local per_wrk
+  per_wrk=$(awk -v s=$((t1 - t0)) -v w=$((c1 - c0)) 'BEGIN{ if (w > 0) printf "%.4f", s / w }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$server" "$scen" "$mode" "${rps:-}" "${p50:-}" "${p99:-}" "$cpu_us" \
-    "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" "$REP" >>"$RESULTS"
+    "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" "$REP" "$per_wrk" >>"$RESULTS"
   log "$server $mode $scen (#$REP): ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, ${cpu_us:-?} us CPU/req, RSS ${rss:-?} KiB, errors ${errs:-?}, cores server/wrk/other $(tr '\t' / <<<"$cores")"
 }
 
@@ -339,7 +343,7 @@ def table(header, body):
 from statistics import median
 
 # One row per measurement; with REPEAT > 1 several per (server, scenario, mode).
-raw = rows(sys.argv[1], 14)
+raw = rows(sys.argv[1], 15)
 groups = {}
 for r in raw:
     groups.setdefault((r[0], r[1], r[2]), []).append(r)
@@ -434,6 +438,35 @@ elif ratio:
     else:
         print("Conduit / best peer (req/s: higher is better; CPU/req: lower is better):\n")
         table(["scenario", "mode", "req/s ratio", "CPU/req ratio"], ratio)
+
+# Server CPU per unit of wrk CPU in the same window. A slow spell of the VM
+# slows the server and wrk alike, so this ratio holds still where CPU µs per
+# request jumps by a quarter from one window to the next. (It would favour
+# a server that made wrk work harder per response; the peers send the same
+# bodies and heads within a few bytes.)
+per_wrk = {}
+for r in raw:
+    v = num(r[14])
+    if v is not None:
+        per_wrk.setdefault((r[1], r[2]), {}).setdefault(r[0], {})[r[13]] = v
+pw_rows = []
+for (scen, mode), d in per_wrk.items():
+    c = d.get("conduit")
+    peers = {k: v for k, v in d.items() if k != "conduit"}
+    if not c or not peers:
+        continue
+    meds = {k: median(v.values()) for k, v in d.items()}
+    best = min((meds[k], k) for k in peers)
+    both = [rep for rep in c if all(rep in v for v in peers.values())]
+    w = sum(all(c[rep] <= v[rep] for v in peers.values()) for rep in both)
+    pw_rows.append([scen, mode] + [f"{meds[k]:.3f}" for k in sorted(meds)] +
+                   [f"{meds['conduit'] / best[0]:.2f} (vs {best[1]})", f"{w} of {len(both)}"])
+if pw_rows:
+    names = sorted(next(iter(per_wrk.values())).keys())
+    print("Server CPU per wrk CPU in the same window (medians; lower is better). The VM's slow "
+          "spells move server and wrk alike, so this ratio is steadier than CPU µs/req; in "
+          "pinned non-pipelined runs wrk is saturated and it equals the server's cores:\n")
+    table(["scenario", "mode"] + names + ["Conduit / best peer", "Conduit ≤ peers"], pw_rows)
 
 sc = rows(sys.argv[2], 6)
 if sc:
