@@ -83,10 +83,9 @@ const PLAIN_SLOTS: usize = 8;
 /// The usual request read without httparse: a method [`Method`] names, an
 /// origin-form target of visible ASCII, `HTTP/1.1` or `HTTP/1.0` and CRLF;
 /// then plain field lines ([`plain_fields`]). `None` for anything else,
-/// complete or not, and for any
-/// fault: [`parse_any`] then decides, and reports exactly. So this path
-/// accepts only what the full parse accepts, with the same result (a unit
-/// test compares them on mutated heads).
+/// complete or not, and for any fault: [`parse_any`] then decides, and
+/// reports exactly. So this path accepts only what the full parse accepts,
+/// with the same result (a unit test compares them on mutated heads).
 ///
 /// PERF: httparse's request line checks the target as UTF-8 a byte at a
 /// time (~100 instructions for `/plaintext`) before it is scanned for
