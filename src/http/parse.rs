@@ -659,6 +659,64 @@ mod tests {
         assert!(taken > 1000, "{taken} of {}", cases.len() * limits.len());
     }
 
+    /// Random field blocks, built from the bytes that matter to the field
+    /// reader, through both paths (a fixed xorshift seed: repeatable).
+    #[test]
+    fn random_field_lines_agree_with_the_full_parse() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        const NAME: &[u8] = b"aZ09-_!~|'Hh ;(\"\t:";
+        const VALUE: &[u8] = b"aZ09 ,;=/*\t\x7f\x80\xff\x00\r\n:\"";
+        let limits = [
+            Limits::default(),
+            Limits {
+                max_header_field_bytes: 10,
+                max_headers: 3,
+                ..Limits::default()
+            },
+        ];
+        let mut taken = 0;
+        for _ in 0..40_000 {
+            // HTTP/1.1 needs a Host (S-rules), so most heads carry one.
+            let mut raw = if next(5) == 0 {
+                b"GET /x HTTP/1.1\r\n".to_vec()
+            } else {
+                b"GET /x HTTP/1.1\r\nHost: h\r\n".to_vec()
+            };
+            for _ in 0..next(6) {
+                for _ in 0..1 + next(6) {
+                    raw.push(if next(4) == 0 {
+                        NAME[next(NAME.len())]
+                    } else {
+                        b'x'
+                    });
+                }
+                raw.push(b':');
+                for _ in 0..next(3) {
+                    raw.push(if next(2) == 0 { b' ' } else { b'\t' });
+                }
+                for _ in 0..next(20) {
+                    raw.push(if next(4) == 0 {
+                        VALUE[next(VALUE.len())]
+                    } else {
+                        b'v'
+                    });
+                }
+                raw.extend_from_slice(if next(8) == 0 { b"\n" } else { b"\r\n" });
+            }
+            raw.extend_from_slice(b"\r\n");
+            for l in &limits {
+                taken += usize::from(assert_plain_agrees(&raw, l));
+            }
+        }
+        assert!(taken > 10_000, "{taken}");
+    }
+
     #[test]
     fn scan_value_agrees_with_the_plain_definition() {
         let naive = |b: &[u8], start: usize| {
