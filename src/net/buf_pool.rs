@@ -29,6 +29,10 @@ impl BufPool {
     }
 
     /// Makes sure `buf` has a pooled allocation with at least one chunk of room.
+    // PERF: inlined, as `give_back`: both run twice per event (callgrind,
+    // pipeline_client.py --depth=1: the calls' entry and exit were ~50
+    // instructions of their ~190).
+    #[inline(always)]
     pub fn fill(&mut self, buf: &mut BytesMut) {
         if buf.capacity() == 0 {
             *buf = self
@@ -42,6 +46,7 @@ impl BufPool {
     }
 
     /// Takes back `buf` if it is empty, leaving an unallocated buffer in its place.
+    #[inline(always)]
     pub fn give_back(&mut self, buf: &mut BytesMut) {
         if !buf.is_empty() || buf.capacity() == 0 {
             return;
