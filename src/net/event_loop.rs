@@ -538,7 +538,7 @@ impl<F: Factory> Loop<F> {
                 c.proto_deadline = None;
                 self.drive(idx, Some(Event::Deadline));
             } else {
-                self.rearm(idx);
+                c.rearm(idx, &mut self.cx.timers, grace);
             }
         }
     }
@@ -555,12 +555,6 @@ impl<F: Factory> Loop<F> {
             if let Ok(idx32) = u32::try_from(idx) {
                 self.dispatch(ConnId { idx: idx32, gen }, Event::Shutdown);
             }
-        }
-    }
-
-    fn rearm(&mut self, idx: usize) {
-        if let Some(c) = self.conns.get_mut(idx) {
-            c.rearm(idx, &mut self.cx.timers, self.cx.cfg.write_grace);
         }
     }
 
