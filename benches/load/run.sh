@@ -449,6 +449,7 @@ for r in raw:
     v = num(r[14])
     if v is not None:
         per_wrk.setdefault((r[1], r[2]), {}).setdefault(r[0], {})[r[13]] = v
+names = sorted({k for d in per_wrk.values() for k in d})
 pw_rows = []
 for (scen, mode), d in per_wrk.items():
     c = d.get("conduit")
@@ -459,10 +460,10 @@ for (scen, mode), d in per_wrk.items():
     best = min((meds[k], k) for k in peers)
     both = [rep for rep in c if all(rep in v for v in peers.values())]
     w = sum(all(c[rep] <= v[rep] for v in peers.values()) for rep in both)
-    pw_rows.append([scen, mode] + [f"{meds[k]:.3f}" for k in sorted(meds)] +
+    # A server missing from a row (it died) gets a dash, so columns line up.
+    pw_rows.append([scen, mode] + [f"{meds[k]:.3f}" if k in meds else "-" for k in names] +
                    [f"{meds['conduit'] / best[0]:.2f} (vs {best[1]})", f"{w} of {len(both)}"])
 if pw_rows:
-    names = sorted(next(iter(per_wrk.values())).keys())
     print("Server CPU per wrk CPU in the same window (medians; lower is better). The VM's slow "
           "spells move server and wrk alike, so this ratio is steadier than CPU µs/req; in "
           "pinned non-pipelined runs wrk is saturated and it equals the server's cores:\n")
