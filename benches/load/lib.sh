@@ -143,6 +143,23 @@ cpu_ticks() {
   sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
 
+# cpu_ns PID: CPU time of the process's live threads in ns (the first field
+# of each /proc/PID/task/*/schedstat), or utime+stime in ticks × 1e9 / hz
+# where schedstat is missing. Threads that exit between two readings drop
+# out; the servers here keep theirs for their lifetime.
+cpu_ns() {
+  local f a s=0 ok=0
+  for f in /proc/"$1"/task/*/schedstat; do
+    read -r a _ 2>/dev/null <"$f" || continue
+    s=$((s + a)) ok=1
+  done
+  if [ "$ok" = 1 ]; then
+    echo "$s"
+  else
+    awk -v t="$(cpu_ticks "$1")" -v hz="$CLK_TCK" 'BEGIN{ printf "%.0f\n", t * 1e9 / hz }'
+  fi
+}
+
 # busy_ticks: CPU ticks the whole machine spent not idle (all cores).
 busy_ticks() {
   awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat

@@ -7,15 +7,19 @@
 #   MODES="pinned unpinned"       pinned: server on core 0 with 1 thread, wrk -t1 on core 1
 #                                 unpinned: server with UNPINNED_THREADS, wrk -t2, no taskset
 #   SCENARIOS="plaintext-64 json-64 json-256 pipeline16-256"
-#   ORDER=interleaved             interleaved: for each mode and scenario the servers run
-#                                 back to back (a fresh start each); server: each server
-#                                 runs all its scenarios in one block
-#   REPEAT=1                      interleaved only: measure each scenario this many times
-#                                 (the servers' order rotates each time); the report gives
-#                                 each server's median and range, and the ratios compare
-#                                 medians and neighbours of the same repetition
+#   ORDER=alternate               alternate: for each mode and scenario every server is
+#                                 started once and warmed up, then REPEAT rounds of one
+#                                 window per server, back to back, the order rotating;
+#                                 interleaved: the same, but each window is a fresh start
+#                                 with its own warm-up; server: each server runs all its
+#                                 scenarios in one block
+#   REPEAT=1                      alternate and interleaved: measure each scenario this many
+#                                 times (the servers' order rotates each time); the report
+#                                 gives each server's median and range, and the ratios
+#                                 compare medians and neighbours of the same repetition
 #   DURATION=10                   seconds per wrk run (10 or 10s)
-#   WARMUP=2                      seconds of wrk before each measured run (0 = none)
+#   WARMUP=2                      seconds of wrk before each measured run (0 = none); in
+#                                 alternate order, once per server start
 #   STRACE=1                      also count syscalls per request (pinned, strace -c -f)
 #   DURATION_STRACE=5             seconds per strace'd wrk run
 #   BUILD=1                       0 = use existing binaries, do not run cargo
@@ -31,7 +35,7 @@ source "$(dirname "$0")/lib.sh"
 SERVERS=${SERVERS:-"conduit hyper may"}
 MODES=${MODES:-"pinned unpinned"}
 SCENARIOS=${SCENARIOS:-"plaintext-64 json-64 json-256 pipeline16-256"}
-ORDER=${ORDER:-interleaved}
+ORDER=${ORDER:-alternate}
 REPEAT=${REPEAT:-1}
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
@@ -147,14 +151,14 @@ measure() {
   local tag="$server-$mode-$scen"
   QUIET_LOGGED=
   [ "$WAIT_QUIET" -gt 0 ] && wait_quiet "$WAIT_QUIET"
-  if [ "$WARMUP" -gt 0 ]; then
+  if [ "${SKIP_WARMUP:-0}" = 0 ] && [ "$WARMUP" -gt 0 ]; then
     run_wrk "$mode" "$port" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-$tag-warmup.txt"
   fi
-  local t0 t1 c0 c1 b0 b1 w0 w1 out="$WORK/wrk-$tag.txt"
+  local t0 t1 n0 n1 c0 c1 b0 b1 w0 w1 out="$WORK/wrk-$tag-$REP.txt"
   read_children_ticks; c0=$CHILD_TICKS
-  b0=$(busy_ticks); t0=$(cpu_ticks "$pid"); w0=$(date +%s.%N)
+  b0=$(busy_ticks); t0=$(cpu_ticks "$pid"); n0=$(cpu_ns "$pid"); w0=$(date +%s.%N)
   run_wrk "$mode" "$port" "$path" "$conns" "$depth" "$DURATION" "$out"
-  t1=$(cpu_ticks "$pid"); b1=$(busy_ticks); w1=$(date +%s.%N)
+  n1=$(cpu_ns "$pid"); t1=$(cpu_ticks "$pid"); b1=$(busy_ticks); w1=$(date +%s.%N)
   read_children_ticks; c1=$CHILD_TICKS
   local rss reqs rps p50 p99 errs cpu_us cores
   rss=$(rss_kib "$pid")
@@ -168,8 +172,10 @@ measure() {
   p50=$(wrk_field "$out" p50)
   p99=$(wrk_field "$out" p99)
   errs=$(wrk_field "$out" errors)
-  cpu_us=$(awk -v a="$t0" -v b="$t1" -v n="${reqs:-0}" -v hz="$CLK_TCK" \
-    'BEGIN{ if (n > 0) printf "%.3f", (b - a) / hz * 1e6 / n; else print "" }')
+  # Nanoseconds from the threads' schedstat: a tick is 10 ms, 0.5 % of a
+  # 2-second window.
+  cpu_us=$(awk -v a="$n0" -v b="$n1" -v n="${reqs:-0}" \
+    'BEGIN{ if (n > 0) printf "%.3f", (b - a) / 1e3 / n; else print "" }')
   # Cores busy during the run: server, wrk (+ the script's tiny helpers), and
   # everything else on the machine (other processes, ksoftirqd): "other"
   # well above 0 means the numbers are disturbed.
@@ -179,7 +185,8 @@ measure() {
   # Server CPU over wrk's in the same window: both move with the VM's
   # state, which moves a single window by ~27 % (docs/BENCHMARKS.md, run N).
   local per_wrk
-  per_wrk=$(awk -v s=$((t1 - t0)) -v w=$((c1 - c0)) 'BEGIN{ if (w > 0) printf "%.4f", s / w }')
+  per_wrk=$(awk -v s=$((n1 - n0)) -v w=$((c1 - c0)) -v hz="$CLK_TCK" \
+    'BEGIN{ if (w > 0) printf "%.4f", s / 1e9 * hz / w }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$server" "$scen" "$mode" "${rps:-}" "${p50:-}" "${p99:-}" "$cpu_us" \
     "$(awk -v k="${rss:-0}" 'BEGIN{printf "%.1f", k / 1024}')" "${reqs:-}" "${errs:-}" "$cores" "$REP" "$per_wrk" >>"$RESULTS"
@@ -262,6 +269,46 @@ run_block() { # SERVER MODE STRACE(0|1) SCENARIO...
   stop_pid "$pid"
 }
 
+# Every server in one mode, started once for SCENARIO: REPEAT rounds of one
+# window each, back to back, the order rotating. The VM's slow spells last
+# a few seconds (docs/BENCHMARKS.md, session 7), so short windows that
+# alternate share them out evenly; a restart per window would cost a
+# warm-up each.
+run_alternating() { # MODE SCENARIO SERVER...
+  local mode=$1 scen=$2 pinned threads s i n
+  shift 2
+  case $mode in
+    pinned) pinned=1 threads=1 ;;
+    unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
+    *) log "unknown mode $mode"; return ;;
+  esac
+  local names=() pids=() ports=()
+  for s in "$@"; do
+    start_server "$s" "$pinned" "$threads" "$WORK/server-$s-$mode-$scen.log" || continue
+    names+=("$s") pids+=("$SRV_PID") ports+=("$SRV_PORT")
+  done
+  n=${#names[@]}
+  [ "$n" -gt 0 ] || return
+  log "== $mode $scen: ${names[*]} ($threads thread(s)), $REPEAT round(s) of ${DURATION}s"
+  local params path conns depth
+  params=$(scenario_params "$scen") || { log "unknown scenario $scen"; return; }
+  read -r path conns depth <<<"$params"
+  if [ "$WARMUP" -gt 0 ]; then
+    for ((i = 0; i < n; i++)); do
+      run_wrk "$mode" "${ports[$i]}" "$path" "$conns" "$depth" "$WARMUP" "$WORK/wrk-${names[$i]}-$mode-$scen-warmup.txt"
+    done
+  fi
+  local dead=" " j
+  for ((REP = 1; REP <= REPEAT; REP++)); do
+    for ((j = 0; j < n; j++)); do
+      i=$(((j + REP - 1) % n))
+      [[ "$dead" == *" $i "* ]] && continue
+      SKIP_WARMUP=1 measure "${names[$i]}" "$mode" "$scen" "${pids[$i]}" "${ports[$i]}" || dead+="$i "
+    done
+  done
+  for ((i = 0; i < n; i++)); do stop_pid "${pids[$i]}"; done
+}
+
 RUNNABLE=""
 for server in $SERVERS; do
   server_bin "$server" >/dev/null || continue
@@ -277,6 +324,19 @@ if [ "$ORDER" = server ]; then
       run_block "$server" "$mode" 1 $SCENARIOS
     done
   done
+elif [ "$ORDER" = alternate ]; then
+  read -ra ORDERED <<<"$RUNNABLE"
+  for mode in $MODES; do
+    for scen in $SCENARIOS; do
+      run_alternating "$mode" "$scen" "${ORDERED[@]}"
+    done
+  done
+  REP=1
+  if [ "$STRACE" = 1 ]; then
+    for server in $RUNNABLE; do
+      run_block "$server" pinned 1
+    done
+  fi
 else
   # Interleaved: the servers run one scenario back to back, so a slow spell
   # of this shared VM (it moved whole blocks by 20 % in runs E-G) hits them
@@ -312,8 +372,13 @@ REPORT="$WORK/report.md"
   machine_info
   echo "- wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'), ${DURATION}s per run after ${WARMUP}s warm-up; pinned = server \`taskset -c 0\` with 1 thread + \`taskset -c 1 wrk -t1\`; unpinned = server with $UNPINNED_THREADS threads + \`wrk -t$NPROC\`"
   echo "- machine load before the runs: ${IDLE_LOAD} cores busy"
-  echo "- servers: $SERVERS; CPU µs/req = server utime+stime / requests; RSS = server VmRSS after the run"
-  [ "$REPEAT" -gt 1 ] && echo "- each scenario measured $REPEAT times, the servers' order rotating; a row gives the median of each column (CPU µs/req also its range)"
+  echo "- servers: $SERVERS; CPU µs/req = server CPU time (schedstat of its threads) / requests; RSS = server VmRSS after the run"
+  case $ORDER in
+    alternate) echo "- order: alternate (each server started once per mode and scenario, warmed up, then $REPEAT round(s) of one ${DURATION}s window per server, back to back, the order rotating)" ;;
+    interleaved) echo "- order: interleaved (a fresh start and warm-up per window; the servers back to back, the order rotating)" ;;
+    *) echo "- order: $ORDER" ;;
+  esac
+  [ "$REPEAT" -gt 1 ] && echo "- each scenario measured $REPEAT times; a row gives the median of each column (CPU µs/req also its range)"
   echo
   python3 - "$RESULTS" "$SYSCALLS" <<'PY'
 import sys
@@ -403,6 +468,8 @@ for (s, scen, mode), rs in groups.items():
     for r in rs:
         paired.setdefault((scen, mode, r[13]), {})[s] = (num(r[3]), num(r[6]))
 wins = {}
+# Conduit's CPU/req over the lowest peer's of the same round.
+round_ratios = {}
 for (scen, mode, _), d in paired.items():
     c = d.get("conduit")
     peers = [v for k, v in d.items() if k != "conduit"]
@@ -412,6 +479,7 @@ for (scen, mode, _), d in paired.items():
     w[0] += 1
     w[1] += all(c[1] <= v[1] for v in peers)
     w[2] += all(c[0] >= v[0] for v in peers)
+    round_ratios.setdefault((scen, mode), []).append(c[1] / min(v[1] for v in peers))
 repeated = any(len(rs) > 1 for rs in groups.values())
 ratio = []
 for (scen, mode), d in by.items():
@@ -424,17 +492,19 @@ for (scen, mode), d in by.items():
     row = [scen, mode, rr, cr]
     if repeated:
         n, wc, wr = wins.get((scen, mode), [0, 0, 0])
-        row += [f"{wc} of {n}", f"{wr} of {n}"]
+        rr_ = round_ratios.get((scen, mode))
+        row += [f"{median(rr_):.2f}" if rr_ else "n/a", f"{wc} of {n}", f"{wr} of {n}"]
     ratio.append(row)
 if not any(r[0] == "conduit" for r in res):
     print("_Conduit was not measured (missing, failed to build or start): no ratios._\n")
 elif ratio:
     if repeated:
-        print("Conduit / best peer, medians (req/s: higher is better; CPU/req: lower is better), "
-              "and in how many repetitions Conduit's CPU/req was at or below every peer's "
+        print("Conduit / best peer, medians (req/s: higher is better; CPU/req: lower is better); "
+              "the median over rounds of Conduit's CPU/req over the lowest peer's in the same "
+              "round; and in how many rounds Conduit's CPU/req was at or below every peer's "
               "and its req/s at or above:\n")
-        table(["scenario", "mode", "req/s ratio", "CPU/req ratio", "CPU ≤ peers", "req/s ≥ peers"],
-              ratio)
+        table(["scenario", "mode", "req/s ratio", "CPU/req ratio", "CPU/req, per round",
+               "CPU ≤ peers", "req/s ≥ peers"], ratio)
     else:
         print("Conduit / best peer (req/s: higher is better; CPU/req: lower is better):\n")
         table(["scenario", "mode", "req/s ratio", "CPU/req ratio"], ratio)
