@@ -244,16 +244,22 @@ if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
 fi
 T_START=$SECONDS
 REP=1
+# mode_setup MODE: sets PINNED (0|1) and THREADS for a server in MODE.
+mode_setup() {
+  case $1 in
+    pinned) PINNED=1 THREADS=1 ;;
+    unpinned) PINNED=0 THREADS=$UNPINNED_THREADS ;;
+    *) log "unknown mode $1"; return 1 ;;
+  esac
+}
+
 # One server in one mode: start it, measure SCENARIOS... (and, if asked, count
 # its syscalls), stop it.
 run_block() { # SERVER MODE STRACE(0|1) SCENARIO...
   local server=$1 mode=$2 with_strace=$3 pinned threads pid port scen
   shift 3
-  case $mode in
-    pinned) pinned=1 threads=1 ;;
-    unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
-    *) log "unknown mode $mode"; return ;;
-  esac
+  mode_setup "$mode" || return
+  pinned=$PINNED threads=$THREADS
   log "== $server, $mode ($threads thread(s)): $*"
   if ! start_server "$server" "$pinned" "$threads" "$WORK/server-$server-$mode.log"; then
     return
@@ -277,11 +283,8 @@ run_block() { # SERVER MODE STRACE(0|1) SCENARIO...
 run_alternating() { # MODE SCENARIO SERVER...
   local mode=$1 scen=$2 pinned threads s i n
   shift 2
-  case $mode in
-    pinned) pinned=1 threads=1 ;;
-    unpinned) pinned=0 threads=$UNPINNED_THREADS ;;
-    *) log "unknown mode $mode"; return ;;
-  esac
+  mode_setup "$mode" || return
+  pinned=$PINNED threads=$THREADS
   local names=() pids=() ports=()
   for s in "$@"; do
     start_server "$s" "$pinned" "$threads" "$WORK/server-$s-$mode-$scen.log" || continue
@@ -331,12 +334,6 @@ elif [ "$ORDER" = alternate ]; then
       run_alternating "$mode" "$scen" "${ORDERED[@]}"
     done
   done
-  REP=1
-  if [ "$STRACE" = 1 ]; then
-    for server in $RUNNABLE; do
-      run_block "$server" pinned 1
-    done
-  fi
 else
   # Interleaved: the servers run one scenario back to back, so a slow spell
   # of this shared VM (it moved whole blocks by 20 % in runs E-G) hits them
@@ -354,12 +351,13 @@ else
       done
     done
   done
+fi
+if [ "$ORDER" != server ] && [ "$STRACE" = 1 ]; then
+  # One more start per server, after the measured windows.
   REP=1
-  if [ "$STRACE" = 1 ]; then
-    for server in $RUNNABLE; do
-      run_block "$server" pinned 1
-    done
-  fi
+  for server in $RUNNABLE; do
+    run_block "$server" pinned 1
+  done
 fi
 log "runs finished in $((SECONDS - T_START))s; raw output in $WORK"
 
