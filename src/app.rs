@@ -315,9 +315,11 @@ fn builtin_routes(
             Method::Get,
             "/demo/ticker",
             Mode::Inline,
-            move |_: &mut Request, cx: &mut Cx<'_>| {
+            move |req: &mut Request, cx: &mut Cx<'_>| {
                 let (stream, tx) = cx.sse();
-                ticker.subscribe(tx);
+                if req.method() != Method::Head {
+                    ticker.subscribe(tx);
+                }
                 Reply::Sse(stream)
             },
         );

@@ -536,6 +536,17 @@ impl Conn {
                 if !chunked {
                     info.keep_alive = false;
                 }
+                if info.head_only {
+                    // R1: HEAD gets the stream's head and no body; producers
+                    // see the stream closed, and the connection is reusable.
+                    stream.shared.closed.store(true, Ordering::Release);
+                    self.count(
+                        info.route,
+                        stream.head.status,
+                        io.now.saturating_duration_since(info.started),
+                    );
+                    return self.finish(info.keep_alive, io);
+                }
                 // PERF: retry, the events known up front and (for a one-shot
                 // stream) the end go out with the head in one write
                 // (benches/mcp: SSE replies went from ~3 sendto per call to 1).

@@ -2235,3 +2235,40 @@ fn m14_cors_is_off_by_default() {
     );
     assert!(resp.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn head_on_the_stream_endpoints_opens_nothing() {
+    // See: #13 (1). HEAD gets a GET's head, with no body, and opens no
+    // legacy session or standalone stream.
+    let mut cfg = test_config();
+    cfg.mcp.max_legacy_streams = 1;
+    let srv = spawn_server(cfg);
+    let sid = initialize(srv.addr);
+    let accept = ("Accept", "text/event-stream");
+    let mut r = Reader::new(connect(srv.addr));
+    for _ in 0..3 {
+        r.send(&http_request("HEAD", "/mcp/sse", &[accept], b""));
+        let head = r.response_to("HEAD");
+        assert_eq!(head.status, 200, "{:?}", head.head);
+        assert_eq!(head.header("content-type"), Some("text/event-stream"));
+        r.send(&http_request(
+            "HEAD",
+            "/mcp",
+            &[accept, ("Mcp-Session-Id", &sid)],
+            b"",
+        ));
+        let head = r.response_to("HEAD");
+        assert_eq!(head.status, 200, "{:?}", head.head);
+    }
+    r.send(&get("/json"));
+    assert_eq!(r.response().status, 200);
+    assert!(
+        !r.poll_for(Duration::from_millis(200)),
+        "{:?}",
+        r.leftover()
+    );
+    // The one legacy slot and the session's one GET stream are still free.
+    let (_legacy, _) = open_legacy(srv.addr);
+    let (head, _stream) = open_stream(srv.addr, &get_mcp(&[("Mcp-Session-Id", &sid)]));
+    assert_sse_head(&head);
+}

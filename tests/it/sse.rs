@@ -204,3 +204,28 @@ fn responder_can_start_a_stream_from_the_worker_pool() {
     assert_eq!(r.read_chunk().unwrap(), b"data: two\n\n");
     assert_eq!(r.read_chunk(), None);
 }
+
+#[test]
+fn head_on_a_stream_route_gets_the_head_only_and_the_connection_is_reused() {
+    // See: #13 (1). A HEAD that streamed a body made the next request on
+    // the connection part of it.
+    let mut cfg = test_config();
+    // No tick during the test: a wrongly streamed body ends at its first chunk.
+    cfg.demo.ticker_interval_ms = 60_000;
+    let srv = spawn_server(cfg);
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(b"HEAD /demo/ticker HTTP/1.1\r\nHost: localhost\r\n\r\nGET /json HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let head = r.response_to("HEAD");
+    assert_eq!(head.status, 200, "{:?}", head.head);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert!(!head.closes(), "{:?}", head.head);
+    let next = r.response();
+    assert_eq!(next.status, 200, "{:?}", next.head);
+    assert_eq!(next.body_str(), r#"{"message":"Hello, World!"}"#);
+    // Nothing else follows: no event or chunk of the HEAD's stream.
+    assert!(
+        !r.poll_for(Duration::from_millis(300)),
+        "{:?}",
+        r.leftover()
+    );
+}

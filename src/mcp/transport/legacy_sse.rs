@@ -8,7 +8,7 @@ use super::super::session::Session;
 use super::stream::{Framing, StreamState};
 use super::{check_origin, http_error};
 use crate::http::sse::Event;
-use crate::http::{Cx, Reply, Request, Response};
+use crate::http::{Cx, Method, Reply, Request, Response};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -25,6 +25,10 @@ pub(crate) fn open(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
             "Service Unavailable: too many open SSE streams",
         )
         .into();
+    }
+    if req.method() == Method::Head {
+        // RFC 9110 §9.3.2: the head a GET would get; no session is opened.
+        return Reply::Sse(cx.sse().0);
     }
     let principal = req.principal().map(str::to_string);
     let session = match server.sessions.create(

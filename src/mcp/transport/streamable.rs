@@ -6,7 +6,7 @@ use super::super::server::{self, Deferred, Era, Outcome, Server, SESSION_VERSION
 use super::super::session::Session;
 use super::stream::{parse_event_id, CallSink, Framing, StreamState};
 use super::{check_origin, http_error, legacy_sse};
-use crate::http::{Cx, Reply, Request, Response};
+use crate::http::{Cx, Method, Reply, Request, Response};
 use std::sync::Arc;
 
 /// What the client's `Accept` allows: (JSON, SSE).
@@ -504,6 +504,10 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
         Ok(s) => s,
         Err(r) => return Reply::Response(r),
     };
+    if req.method() == Method::Head {
+        // RFC 9110 §9.3.2: the head a GET would get; no stream is opened.
+        return Reply::Sse(cx.sse().0);
+    }
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
         let found = match session.transport.lock() {
