@@ -93,9 +93,13 @@ impl ServeArgs {
 fn init_logging(cfg: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    // A log write that fails (a supervisor's pipe whose reader is gone) is
+    // dropped: by default tracing-subscriber reports it with `eprintln!`,
+    // which panics on the same closed pipe and kills the logging thread.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match cfg.format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -132,8 +136,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             for sig in signals.forever() {
                 seen += 1;
                 if seen == 1 {
-                    tracing::info!(signal = sig, "shutting down: draining in-flight requests");
+                    // Shutdown first: nothing, a log write included, may hold it up.
                     stop();
+                    tracing::info!(signal = sig, "shutting down: draining in-flight requests");
                 } else {
                     tracing::warn!(signal = sig, "second signal: exiting now");
                     std::process::exit(130);

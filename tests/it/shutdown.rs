@@ -90,3 +90,18 @@ fn sigterm_as_soon_as_it_listens_is_a_graceful_shutdown() {
     let st = wait_exit(&mut p);
     assert_eq!(st.code(), Some(0), "{st:?}");
 }
+
+#[test]
+fn sigterm_still_drains_and_exits_when_the_log_pipe_is_closed() {
+    // See: #13 (10). A failed log write must not stop shutdown: the signal
+    // thread used to die on its "shutting down" line.
+    let mut p = start_binary_closing_log(&[]);
+    let mut r = Reader::new(connect(p.addr));
+    r.send(&get("/plaintext"));
+    assert_eq!(r.response().status, 200);
+    // The reader thread has returned by now; let its pipe end close.
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&p, libc::SIGTERM);
+    let st = wait_exit(&mut p);
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}

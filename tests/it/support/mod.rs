@@ -712,6 +712,21 @@ pub fn start_binary_with(
     extra_env: &[(&str, &str)],
     cwd: Option<&std::path::Path>,
 ) -> Proc {
+    spawn_binary(args, extra_env, cwd, false)
+}
+
+/// Like [`start_binary`], but the log pipe's reader goes away once the
+/// server has logged its address (a supervisor's log pipe that closed).
+pub fn start_binary_closing_log(extra_env: &[(&str, &str)]) -> Proc {
+    spawn_binary(&[], extra_env, None, true)
+}
+
+fn spawn_binary(
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+    cwd: Option<&std::path::Path>,
+    close_log: bool,
+) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conduit"));
     cmd.args([
         "serve",
@@ -741,6 +756,9 @@ pub fn start_binary_with(
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 if let Some(addr) = v["fields"]["listen"].as_str() {
                     let _ = tx.send(addr.to_string());
+                    if close_log {
+                        return;
+                    }
                 }
             }
         }
