@@ -53,9 +53,10 @@ impl Running {
         &self.models
     }
 
-    /// Waits for the loops to exit after a shutdown.
-    pub fn join(self) {
-        self.server.join();
+    /// Waits for the loops to exit after a shutdown. Returns how many
+    /// requests the drain deadline cut off (0: none was lost).
+    pub fn join(self) -> usize {
+        self.server.join()
     }
 }
 

@@ -5,6 +5,10 @@ use clap::{Parser, Subcommand};
 use conduit::config::{self, LogFormat};
 use std::path::PathBuf;
 
+/// Exit status when the drain deadline cut off requests in progress (each
+/// is logged); a clean drain exits 0, a second signal 130.
+const EXIT_CUT_OFF: i32 = 3;
+
 /// Conduit: an MCP server, an ONNX inference server and a fast HTTP/1.1 + SSE
 /// server in one binary.
 #[derive(Debug, Parser)]
@@ -145,7 +149,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 }
             }
         })?;
-    running.join();
+    let cut_off = running.join();
+    if cut_off > 0 {
+        tracing::error!(
+            cut_off,
+            "shutdown complete, but the drain deadline cut off requests in progress"
+        );
+        std::process::exit(EXIT_CUT_OFF);
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -103,6 +103,9 @@ pub struct Conn {
     served: u32,
     seq: u32,
     shutting_down: bool,
+    /// During a drain, when an idle connection is closed if no request has
+    /// come (`drain_idle_grace`).
+    drain_idle_until: Option<Instant>,
     /// The request being read belongs to a route with JSON error bodies.
     json_errors: bool,
     /// What the responses of one batch share, taken lazily.
@@ -155,6 +158,7 @@ impl Conn {
             served: 0,
             seq: 0,
             shutting_down: false,
+            drain_idle_until: None,
             json_errors: false,
             batch: None,
             tally: Tally::default(),
@@ -169,7 +173,11 @@ impl Conn {
                 if io.eof {
                     Next::close_after_write()
                 } else {
-                    Next::read(Some(*since + self.svc.limits.keep_alive_timeout))
+                    let idle_until = *since + self.svc.limits.keep_alive_timeout;
+                    Next::read(Some(
+                        self.drain_idle_until
+                            .map_or(idle_until, |d| d.min(idle_until)),
+                    ))
                 }
             }
             State::Head { deadline } => Next::read(Some(*deadline)),
@@ -837,6 +845,15 @@ impl net::Protocol for Conn {
         flush(&mut self.tally, &self.svc.metrics);
         self.svc.metrics.conn_closed();
     }
+
+    fn activity(&self) -> net::Activity {
+        match &self.state {
+            State::Idle { .. } => net::Activity::Idle,
+            State::Head { .. } => net::Activity::Arriving,
+            State::Body(_) | State::Waiting(_) | State::Closing => net::Activity::Busy,
+            State::Streaming(_) => net::Activity::Streaming,
+        }
+    }
 }
 
 /// The loop's callbacks, each one batch (see [`Conn::end_batch`]).
@@ -845,8 +862,11 @@ impl Conn {
         let now = io.now;
         match &mut self.state {
             State::Idle { since } => {
-                if now >= *since + self.svc.limits.keep_alive_timeout {
-                    // L7: an idle keep-alive connection is closed without a response.
+                let drained = self.drain_idle_until.is_some_and(|d| now >= d);
+                if drained || now >= *since + self.svc.limits.keep_alive_timeout {
+                    // L7: an idle keep-alive connection is closed without a
+                    // response. The loop has just read the socket, so no
+                    // request sent before now is lost with it.
                     return Next::close_now();
                 }
             }
@@ -885,8 +905,11 @@ impl Conn {
     fn shut_down(&mut self, io: &mut Io<'_, Msg>) -> Next {
         match &self.state {
             State::Idle { .. } if io.rbuf.is_empty() => {
-                self.state = State::Closing;
-                Next::close_after_write()
+                // A keep-alive client may have a request on its way (or in
+                // the socket already): it is answered, with `Connection:
+                // close`, if it comes within the grace.
+                self.drain_idle_until = Some(io.now + self.svc.limits.drain_idle_grace);
+                self.next(io)
             }
             State::Idle { .. } => self.process(io),
             State::Streaming(_) => match self.end_stream(io) {

@@ -67,6 +67,11 @@ pub struct Limits {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT. Default 10 s.
     #[serde(with = "duration_ms", rename = "drain_timeout_ms")]
     pub drain_timeout: Duration,
+    /// During a drain, a keep-alive connection idle this long is closed; a
+    /// request that arrives first is answered with `Connection: close`.
+    /// Default 1 s (the last request of a client polling every second).
+    #[serde(with = "duration_ms", rename = "drain_idle_grace_ms")]
+    pub drain_idle_grace: Duration,
 }
 
 impl Default for Limits {
@@ -89,6 +94,7 @@ impl Default for Limits {
             sse_retry_ms: 3000,
             sse_max_queued_events: 1024,
             drain_timeout: Duration::from_secs(10),
+            drain_idle_grace: Duration::from_secs(1),
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::buf_pool::BufPool;
 use super::mailbox::{ConnId, Handle, Signal};
 use super::timer::Timers;
-use super::{sys, Close, Config, Error, Factory, Io, Next, Protocol};
+use super::{sys, Activity, Close, Config, Error, Factory, Io, Next, Protocol};
 use bytes::{Buf, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
@@ -29,6 +29,8 @@ const POOL_MAX_FREE: usize = 256;
 struct Shared {
     shutdown: AtomicBool,
     open: AtomicUsize,
+    /// Connections the drain deadline closed with a request in progress.
+    cut_off: AtomicUsize,
     max_connections: usize,
     signals: Vec<Arc<Signal>>,
 }
@@ -108,11 +110,14 @@ impl Server {
         self.shared.open.load(Ordering::Relaxed)
     }
 
-    /// Waits until every loop has exited (after a shutdown).
-    pub fn join(self) {
+    /// Waits until every loop has exited (after a shutdown). Returns how
+    /// many connections the drain deadline closed with a request still in
+    /// progress (each is logged); 0 means nothing in flight was lost.
+    pub fn join(self) -> usize {
         for t in self.threads {
             let _ = t.join();
         }
+        self.shared.cut_off.load(Ordering::Acquire)
     }
 }
 
@@ -164,6 +169,7 @@ pub fn start<F: Factory>(
     let shared = Arc::new(Shared {
         shutdown: AtomicBool::new(false),
         open: AtomicUsize::new(0),
+        cut_off: AtomicUsize::new(0),
         max_connections: cfg.max_connections.max(1),
         signals,
     });
@@ -370,10 +376,7 @@ impl<F: Factory> Loop<F> {
                     break;
                 }
                 if self.cx.now >= until {
-                    let idxs: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
-                    for i in idxs {
-                        self.close_conn(i);
-                    }
+                    self.cut_off_all();
                     break;
                 }
             }
@@ -534,16 +537,59 @@ impl<F: Factory> Loop<F> {
                 }
             }
             let due = c.proto_deadline.is_some_and(|d| d <= now);
-            if due {
-                c.proto_deadline = None;
-                self.drive(idx, Some(Event::Deadline));
-            } else {
+            if !due {
                 c.rearm(idx, &mut self.cx.timers, grace);
+                continue;
             }
+            if c.want_read && !c.eof && c.phase == Phase::Open {
+                // Bytes that reached the socket after its last read go to
+                // the protocol before the deadline acts on it: a deadline
+                // (keep-alive, the drain's idle grace) never closes a
+                // connection whose next request is already in the kernel.
+                c.readable = true;
+                self.drive(idx, None);
+                match self.conns.get_mut(idx) {
+                    Some(c) if c.gen == gen && c.proto_deadline.is_some_and(|d| d <= now) => {
+                        c.proto_deadline = None;
+                    }
+                    _ => continue,
+                }
+            } else {
+                c.proto_deadline = None;
+            }
+            self.drive(idx, Some(Event::Deadline));
+        }
+    }
+
+    /// The drain deadline passed: closes every connection, counting and
+    /// logging those with a request in progress.
+    fn cut_off_all(&mut self) {
+        let idxs: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for i in idxs {
+            let Some(c) = self.conns.get(i) else { continue };
+            let activity = c.proto.activity();
+            let busy = matches!(activity, Activity::Arriving | Activity::Busy)
+                || (c.phase == Phase::Open && !c.wbuf.is_empty());
+            if busy {
+                self.shared.cut_off.fetch_add(1, Ordering::AcqRel);
+                tracing::warn!(
+                    conn = i,
+                    ?activity,
+                    unsent_bytes = c.wbuf.len(),
+                    "drain deadline passed: request cut off"
+                );
+            }
+            self.close_conn(i);
         }
     }
 
     fn begin_shutdown(&mut self) {
+        // Connections the kernel completed but no loop accepted yet carry
+        // requests their clients already sent: take them in to be answered,
+        // since closing the listener would reset them.
+        if !self.accept_paused {
+            self.accept();
+        }
         // Dropping the listener closes it: the kernel hands new connections
         // to no one, and queued ones on this listener are refused.
         if let Some(mut l) = self.listener.take() {

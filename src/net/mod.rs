@@ -50,6 +50,22 @@ pub trait Protocol: 'static {
     /// The connection is gone (peer closed, error, timeout or our close).
     /// Called exactly once.
     fn on_close(&mut self);
+    /// What the connection is doing, for the loop's decisions that depend
+    /// on it: which connections a drain deadline cuts off mid-request.
+    fn activity(&self) -> Activity;
+}
+
+/// What a connection is doing, as far as the loop needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Between requests: nothing received is waiting for an answer.
+    Idle,
+    /// Part of a request has arrived, but not yet all that is needed to act on it.
+    Arriving,
+    /// A request is being read, handled or answered.
+    Busy,
+    /// A long-lived stream to the peer is open.
+    Streaming,
 }
 
 /// Creates a [`Protocol`] value for each accepted connection.

@@ -105,3 +105,79 @@ fn sigterm_still_drains_and_exits_when_the_log_pipe_is_closed() {
     let st = wait_exit(&mut p);
     assert_eq!(st.code(), Some(0), "{st:?}");
 }
+
+#[test]
+fn requests_sent_on_keep_alive_connections_right_after_sigterm_are_answered() {
+    // See: #13 (2). Idle keep-alive connections were closed at the signal
+    // without reading their sockets, so a request already sent got EOF.
+    let mut p = start_binary(&[]);
+    let mut conns: Vec<Reader> = (0..8)
+        .map(|_| {
+            let mut r = Reader::new(connect(p.addr));
+            r.send(&get("/json"));
+            assert_eq!(r.response().status, 200);
+            r
+        })
+        .collect();
+    signal(&p, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1));
+    for r in &mut conns {
+        r.send(&get("/json"));
+    }
+    for r in &mut conns {
+        let resp = r.response();
+        assert_eq!(resp.status, 200, "{:?}", resp.head);
+        assert!(resp.closes(), "answered during the drain: {:?}", resp.head);
+        assert!(r.closed());
+    }
+    assert_eq!(wait_exit(&mut p).code(), Some(0));
+}
+
+#[test]
+fn a_keep_alive_readiness_poller_sees_503_during_the_drain() {
+    // See: #13 (2).
+    let mut p = start_binary(&[]);
+    let mut r = Reader::new(connect(p.addr));
+    r.send(&get("/health/ready"));
+    assert_eq!(r.response().status, 200);
+    signal(&p, libc::SIGTERM);
+    // Poll as a load balancer would, on the same connection, until the
+    // server says it is not ready and closes. (A 503 that beats the loops
+    // to the signal keeps the connection open.)
+    wait_for(Duration::from_secs(5), "readiness never said 503", || {
+        r.send(&get("/health/ready"));
+        let resp = r.response();
+        if resp.status == 503 && resp.closes() {
+            Ok(())
+        } else {
+            Err(resp.head)
+        }
+    });
+    assert!(r.closed());
+    assert_eq!(wait_exit(&mut p).code(), Some(0));
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_drain_grace_and_the_exit_is_clean() {
+    // See: #13 (2).
+    let mut p = start_binary(&[("CONDUIT_HTTP_DRAIN_IDLE_GRACE_MS", "200")]);
+    let mut idle = Reader::new(connect(p.addr));
+    idle.send(&get("/plaintext"));
+    assert_eq!(idle.response().status, 200);
+    signal(&p, libc::SIGTERM);
+    assert!(idle.closed());
+    assert!(idle.leftover().is_empty(), "{:?}", idle.leftover());
+    assert_eq!(wait_exit(&mut p).code(), Some(0));
+}
+
+#[test]
+fn a_request_cut_off_by_the_drain_deadline_makes_the_exit_status_say_so() {
+    // See: #13 (2): exit status 3 when the deadline cut a request off.
+    let mut p = start_binary(&[("CONDUIT_HTTP_DRAIN_TIMEOUT_MS", "300")]);
+    let mut r = Reader::new(connect(p.addr));
+    r.send(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\nGET /demo/sleep?ms=5000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(r.response().status, 200);
+    signal(&p, libc::SIGTERM);
+    assert!(r.closed(), "the cut-off request's connection is closed");
+    assert_eq!(wait_exit(&mut p).code(), Some(3));
+}
