@@ -4,12 +4,13 @@
 //! Invariant: bad input answers 400/404 with `{"error": "..."}`, never 500.
 //! Invariant: an input's dtype and shape are checked before its data is decoded.
 
-use super::json::{decode_data, FlatData};
+use super::json::{decode_data, FlatData, Source};
 use super::repository::{Lease, Repository};
 use super::tensor::{DType, Data, Tensor, TensorSpec};
 use super::{Error, MlConfig};
 use crate::http::{Cx, Method, Mode, Reply, Request, Responder, Response, Router};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -391,6 +392,47 @@ fn param_bool(p: Option<&Value>, key: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The top of an inference request. `inputs` stays raw text until the
+/// shapes are known, and each input's `data` until its shape is checked:
+/// nothing is built for the (possibly huge) data before it is decoded
+/// straight into a typed buffer (SECURITY.md I2, I8).
+#[derive(serde::Deserialize)]
+struct InferHead<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    outputs: Option<Value>,
+    #[serde(borrow, default)]
+    inputs: Option<&'a RawValue>,
+}
+
+/// One entry of `inputs`; every field but `data` is small.
+#[derive(serde::Deserialize)]
+struct InputHead<'a> {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    datatype: Option<Value>,
+    #[serde(default)]
+    shape: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// Reads a JSON object into `T`; `what` says what was expected instead.
+/// (serde's derived structs also read arrays, field by field: refused.)
+fn object<'a, T: serde::Deserialize<'a>>(text: &'a str, what: &str) -> Result<T, Error> {
+    match serde_json::from_str(text) {
+        Ok(v) if text.trim_start().starts_with('{') => Ok(v),
+        Err(e) if !e.is_data() => Err(bad(format!("the request is not valid JSON: {e}"))),
+        Ok(_) | Err(_) => Err(bad(what.to_string())),
+    }
+}
+
 /// Parses an inference request (JSON, or JSON + binary tensors), checking
 /// each input against the model before decoding its data.
 fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Parsed, Error> {
@@ -411,28 +453,33 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
         }
         None => (body, &[]),
     };
-    let v: Value = serde_json::from_slice(head)
-        .map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| bad("the request must be a JSON object"))?;
-    let params = obj.get("parameters");
+    let head =
+        std::str::from_utf8(head).map_err(|_| bad("the request is not valid JSON: not UTF-8"))?;
+    let top: InferHead<'_> = object(head, "the request must be a JSON object")?;
+    let params = top.parameters.as_ref();
     if params.and_then(|p| p.get("classification")).is_some() {
         return Err(bad("the classification extension is not supported"));
     }
-    let inputs_json = obj
-        .get("inputs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("\"inputs\" must be an array"))?;
-    let mut inputs: Vec<Tensor> = Vec::with_capacity(inputs_json.len());
+    let not_array = || bad("\"inputs\" must be an array of objects");
+    let inputs_json: Vec<InputHead<'_>> = top
+        .inputs
+        .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok())
+        .ok_or_else(not_array)?
+        .into_iter()
+        .map(|raw| object(raw.get(), "\"inputs\" must be an array of objects"))
+        .collect::<Result<_, _>>()?;
+    // Every input's dtype and shape is checked before any data is decoded.
+    let mut checked = Vec::with_capacity(inputs_json.len());
     let mut seen = vec![false; lease.loaded.meta.inputs.len()];
-    for inp in inputs_json {
+    for inp in &inputs_json {
         let name = inp
-            .get("name")
+            .name
+            .as_ref()
             .and_then(Value::as_str)
             .ok_or_else(|| bad("each input needs a \"name\""))?;
         let dt_name = inp
-            .get("datatype")
+            .datatype
+            .as_ref()
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("input {name:?} needs a \"datatype\"")))?;
         let dtype = DType::from_name(dt_name).ok_or_else(|| {
@@ -441,7 +488,8 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
             ))
         })?;
         let shape: Vec<usize> = inp
-            .get("shape")
+            .shape
+            .as_ref()
             .and_then(Value::as_array)
             .ok_or_else(|| bad(format!("input {name:?} needs a \"shape\" array")))?
             .iter()
@@ -456,10 +504,21 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
         if std::mem::replace(&mut seen[idx], true) {
             return Err(bad(format!("input {name:?} appears twice")));
         }
+        checked.push((name, dtype, dt_name, shape, n));
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(bad(format!(
+            "input {:?} is missing",
+            lease.loaded.meta.inputs[missing].name
+        )));
+    }
+    let mut inputs: Vec<Tensor> = Vec::with_capacity(checked.len());
+    for (inp, (name, dtype, dt_name, shape, n)) in inputs_json.iter().zip(checked) {
         let bin_size = inp
-            .get("parameters")
+            .parameters
+            .as_ref()
             .and_then(|p| p.get("binary_data_size"));
-        let data = match (bin_size, inp.get("data")) {
+        let data = match (bin_size, inp.data) {
             (Some(size), None) => {
                 let size = size
                     .as_u64()
@@ -484,7 +543,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
                 binary = rest;
                 Data::from_le_bytes(dtype, mine)
             }
-            (None, Some(d)) => decode_data(name, dtype, d, n)?,
+            (None, Some(d)) => decode_data(name, dtype, Source::Raw(d.get()), n)?,
             (Some(_), Some(_)) => {
                 return Err(bad(format!(
                     "input {name:?} has both \"data\" and binary_data_size"
@@ -504,15 +563,9 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
             binary.len()
         )));
     }
-    if let Some(missing) = seen.iter().position(|s| !s) {
-        return Err(bad(format!(
-            "input {:?} is missing",
-            lease.loaded.meta.inputs[missing].name
-        )));
-    }
     let all_binary = param_bool(params, "binary_data_output");
     let outs = &lease.loaded.meta.outputs;
-    let outputs = match obj.get("outputs") {
+    let outputs = match &top.outputs {
         None => (0..outs.len()).map(|i| (i, all_binary)).collect(),
         Some(Value::Array(list)) => list
             .iter()
@@ -541,7 +594,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
         inputs,
         wanted: Wanted {
             outputs,
-            id: obj.get("id").cloned(),
+            id: top.id,
         },
     })
 }

@@ -2,7 +2,7 @@
 //! model's inputs, its outputs as `structuredContent`), plus `list_models`.
 //! Calls go through the same batcher as HTTP requests.
 
-use super::json::{decode_data, nested_shape, FlatData};
+use super::json::{decode_data, nested_shape, FlatData, Source};
 use super::repository::Repository;
 use super::tensor::{DType, Tensor, TensorSpec};
 use super::Error;
@@ -132,7 +132,7 @@ fn call(
             .map_err(failed)?;
         inputs.push(Tensor {
             name: spec.name.clone(),
-            data: decode_data(&spec.name, spec.dtype, data_v, n).map_err(failed)?,
+            data: decode_data(&spec.name, spec.dtype, Source::Value(data_v), n).map_err(failed)?,
             shape,
         });
     }

@@ -647,3 +647,47 @@ fn a_full_queue_answers_503_with_retry_after_and_a_queue_timeout_504() {
     });
     assert!(served, "late never served a lone request");
 }
+
+/// Starts the real binary serving `repo` (memory is measured per process).
+fn start_model_server(repo: &Path) -> Proc {
+    let lib = ort_lib();
+    start_binary_with(
+        &["--models", &repo.display().to_string()],
+        &[("CONDUIT_ML_ORT_LIBRARY", &lib)],
+        None,
+    )
+}
+
+#[test]
+fn a_huge_json_body_costs_at_most_a_small_multiple_of_its_size() {
+    // See: #13 (3). The whole body used to become a serde_json::Value
+    // (about 20 x its size) before the shape was checked.
+    let repo = temp_repo("amplify");
+    add_model(&repo, "models/mlp", "mlp", None);
+    let p = start_model_server(&repo);
+    infer_ok(p.addr, "mlp", &mlp_request(&[mlp_row(0)]));
+    let n = 4 * 1024 * 1024;
+    let mut body = String::with_capacity(4 * n + 200);
+    body.push_str(r#"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,15],"data":["#);
+    body.push_str(&"0.5,".repeat(n));
+    body.push_str(r#"0]}]}"#);
+    let body_kib = body.len() as u64 / 1024;
+    for (shape, needle) in [("[1,15]", "shape"), ("[1,16]", "elements")] {
+        let before = p.status_kib("VmHWM");
+        let b = body.replacen("[1,15]", shape, 1);
+        let raw = http_request(
+            "POST",
+            "/v2/models/mlp/infer",
+            &[("Content-Type", "application/json")],
+            b.as_bytes(),
+        );
+        let r = exchange(p.addr, &raw).0;
+        assert_eq!(r.status, 400, "{}", r.body_str());
+        assert!(r.body_str().contains(needle), "{}", r.body_str());
+        let grown = p.status_kib("VmHWM").saturating_sub(before);
+        assert!(
+            grown <= 3 * body_kib,
+            "{shape}: peak memory grew {grown} KiB for a {body_kib} KiB body"
+        );
+    }
+}
