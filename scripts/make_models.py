@@ -17,6 +17,16 @@ Writes (deterministically, fixed seeds):
   weights but 80 chained 512x512 matrix products per row (about 0.2 s per
   run on one thread here), so tests can fill a model's queue and outwait its
   queue timeout.
+- tests/fixtures/text/bert_like/model.onnx: a BERT-shaped embedding block
+  and one attention step: `input_ids`, `attention_mask`, `token_type_ids`
+  (int64 [batch, sequence]) -> `last_hidden_state` (float32 [batch,
+  sequence, 8]); a 100-row vocabulary, 2 token types, 64 positions
+  (`embeddings.position_ids` [1, 64] and `embeddings.position_embeddings`
+  [64, 8], as BERT exports have), so the limits Conduit reads from a graph
+  can be tested.
+- tests/fixtures/attention/model.onnx: `x` FP32 [batch, sequence, 8] ->
+  `y` FP32 [batch, sequence, 8] through softmax(x x^T) x: memory grows
+  with sequence^2, so one long request grows ONNX Runtime's arena.
 """
 import json
 import os
@@ -135,6 +145,62 @@ def slow(products=80, n=512):
     return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
 
 
+def bert_like(vocab=100, positions=64, hidden=8):
+    rng = np.random.default_rng(4)
+    f = lambda *shape: rng.standard_normal(shape).astype(np.float32) * 0.5
+    inits = [
+        numpy_helper.from_array(f(vocab, hidden), "embeddings.word_embeddings.weight"),
+        numpy_helper.from_array(f(2, hidden), "embeddings.token_type_embeddings.weight"),
+        numpy_helper.from_array(f(positions, hidden), "embeddings.position_embeddings.weight"),
+        numpy_helper.from_array(np.arange(positions, dtype=np.int64).reshape(1, positions), "embeddings.position_ids"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "two"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["embeddings.word_embeddings.weight", "input_ids"], ["e_word"]),
+        helper.make_node("Gather", ["embeddings.token_type_embeddings.weight", "token_type_ids"], ["e_type"]),
+        helper.make_node("Shape", ["input_ids"], ["ids_shape"]),
+        helper.make_node("Slice", ["ids_shape", "one", "two"], ["seq_len"]),
+        helper.make_node("Slice", ["embeddings.position_ids", "zero", "seq_len", "one"], ["pos_ids"]),
+        helper.make_node("Gather", ["embeddings.position_embeddings.weight", "pos_ids"], ["e_pos"]),
+        helper.make_node("Add", ["e_word", "e_type"], ["e_wt"]),
+        helper.make_node("Add", ["e_wt", "e_pos"], ["h"]),
+        helper.make_node("Transpose", ["h"], ["h_t"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["h", "h_t"], ["scores"]),
+        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask_f", "one"], ["mask3"]),
+        helper.make_node("Mul", ["scores", "mask3"], ["masked"]),
+        helper.make_node("Softmax", ["masked"], ["att"], axis=-1),
+        helper.make_node("MatMul", ["att", "h"], ["last_hidden_state"]),
+    ]
+    ids = lambda n: helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph(
+        nodes,
+        "bert_like",
+        [ids("input_ids"), ids("attention_mask"), ids("token_type_ids")],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
+def attention(hidden=8):
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_t"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["x", "x_t"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["att"], axis=-1),
+        helper.make_node("MatMul", ["att", "x"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "attention",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "sequence", hidden])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "sequence", hidden])],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
 def main():
     demo, demo_w = mlp("demo", [4, 8, 3], seed=1, softmax=True)
     save(demo, os.path.join(ROOT, "models/demo/model.onnx"))
@@ -146,6 +212,8 @@ def main():
     save(two_io(), os.path.join(ROOT, "tests/fixtures/models/two_io/model.onnx"))
     save(fp16_input(), os.path.join(ROOT, "tests/fixtures/unsupported/fp16_input/model.onnx"))
     save(slow(), os.path.join(ROOT, "tests/fixtures/slow/model.onnx"))
+    save(bert_like(), os.path.join(ROOT, "tests/fixtures/text/bert_like/model.onnx"))
+    save(attention(), os.path.join(ROOT, "tests/fixtures/attention/model.onnx"))
 
     rng = np.random.default_rng(3)
     demo_x = rng.standard_normal((2, 4)).astype(np.float32)

@@ -42,6 +42,7 @@ impl std::fmt::Debug for Job {
 pub struct Batcher {
     tx: Sender<Job>,
     workers: usize,
+    stats: Arc<ModelStats>,
 }
 
 /// Worker threads whose batcher was dropped but which have not yet freed
@@ -71,7 +72,18 @@ struct Worker {
     preferred: Vec<usize>,
     timeout: Duration,
     stats: Arc<ModelStats>,
+    /// Input elements of a usual run (a moving average), to tell an
+    /// outsized run whose arena growth should not be kept.
+    usual_elems: f64,
 }
+
+/// A run this many times larger than usual gives its arena growth back.
+const OUTSIZED_FACTOR: f64 = 4.0;
+/// Runs with fewer input elements than this never shrink the arena (their
+/// growth is small, and shrinking costs the next run its allocations).
+const SHRINK_FLOOR_ELEMS: usize = 1 << 16;
+/// Weight of one run in `usual_elems`.
+const USUAL_WEIGHT: f64 = 1.0 / 16.0;
 
 impl Batcher {
     /// Starts one thread per session.
@@ -93,6 +105,7 @@ impl Batcher {
                 preferred: cfg.preferred_batch_sizes.clone(),
                 timeout: Duration::from_millis(cfg.queue_timeout_ms),
                 stats: stats.clone(),
+                usual_elems: 0.0,
             };
             std::thread::Builder::new()
                 .name(format!("conduit-model-{name}-{i}"))
@@ -102,15 +115,19 @@ impl Batcher {
                     why: format!("cannot start a batcher thread: {e}"),
                 })?;
         }
-        Ok(Batcher { tx, workers })
+        Ok(Batcher { tx, workers, stats })
     }
 
-    /// Queues a job; a full queue or a stopped model gives the job back with why.
+    /// Queues a job; a full queue or a stopped model gives the job back with
+    /// why, counted as a failure (as a queue timeout is).
     #[allow(clippy::result_large_err)]
     pub fn submit(&self, job: Job) -> Result<(), (Error, Job)> {
-        self.tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) => (Error::QueueFull, j),
-            TrySendError::Disconnected(j) => (Error::Unavailable("model stopped".into()), j),
+        self.tx.try_send(job).map_err(|e| {
+            self.stats.failed();
+            match e {
+                TrySendError::Full(j) => (Error::QueueFull, j),
+                TrySendError::Disconnected(j) => (Error::Unavailable("model stopped".into()), j),
+            }
         })
     }
 
@@ -245,9 +262,15 @@ impl Worker {
 
     fn run_once(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, Error> {
         let t = Instant::now();
+        let elems: usize = inputs.iter().map(|t| t.data.len()).sum();
+        let shrink =
+            elems >= SHRINK_FLOOR_ELEMS && elems as f64 > OUTSIZED_FACTOR * self.usual_elems;
+        self.usual_elems += (elems as f64 - self.usual_elems) * USUAL_WEIGHT;
         let (session, meta) = (&mut self.session, &self.meta);
-        let out = std::panic::catch_unwind(AssertUnwindSafe(|| model::run(session, meta, inputs)))
-            .unwrap_or_else(|_| Err(Error::Inference("ONNX Runtime call panicked".into())));
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            model::run(session, meta, inputs, shrink)
+        }))
+        .unwrap_or_else(|_| Err(Error::Inference("ONNX Runtime call panicked".into())));
         self.stats.executed(rows, t.elapsed());
         out
     }

@@ -39,7 +39,7 @@ fn error_response(status: u16, msg: &str) -> Response {
 
 /// The KServe v2 answer for an engine error.
 pub fn error_reply(e: &Error) -> Response {
-    let r = error_response(status_of(e), &e.to_string());
+    let r = error_response(status_of(e), &e.client_message());
     if matches!(e, Error::QueueFull) {
         r.header("retry-after", "1")
     } else {

@@ -10,6 +10,7 @@
 //! Invariant: no `ort` call happens before the runtime loaded; `ort` panics otherwise.
 
 pub mod batcher;
+pub mod graph;
 pub mod json;
 pub mod kserve;
 pub mod model;
@@ -82,4 +83,18 @@ pub enum Error {
     /// ONNX Runtime failed on an input that passed the checks.
     #[error("inference failed: {0}")]
     Inference(String),
+}
+
+impl Error {
+    /// What a client is told. ONNX Runtime's own text (source paths,
+    /// internals) goes to the log, never to the client (SECURITY.md I10).
+    pub fn client_message(&self) -> String {
+        match self {
+            Error::Inference(why) => {
+                tracing::warn!(error = %why, "inference failed");
+                "inference failed on an input that passed the model's checks; the server log has the details".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }

@@ -1,17 +1,36 @@
 //! One model: its `config.toml`, the metadata read from the graph, and the
 //! ONNX Runtime sessions that run it.
 
+use super::graph::{self, Graph};
 use super::tensor::{with_dtype, DType, Data, Elem, Tensor, TensorSpec};
 use super::{Error, Runtime};
 use ndarray::{ArrayViewD, IxDyn};
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{TensorRef, ValueType};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Default `max_batch_size` for a model whose inputs and outputs all have a
 /// dynamic first dimension and whose config does not say.
 pub const DEFAULT_MAX_BATCH: usize = 32;
+/// Default `max_dynamic_dim`: the largest size of a dynamic dimension
+/// that neither the model nor `config.toml` limits. 4096 covers long text
+/// (8x BERT's 512 positions) and large images, while one request cannot
+/// make a run grow without bound (SECURITY.md I8).
+pub const DEFAULT_MAX_DYNAMIC_DIM: usize = 4096;
+
+/// Limits for one input, set in `config.toml` as `[inputs.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputLimits {
+    /// The largest size of each dimension (as many as the input has; 0
+    /// keeps the default: the model's own limit or `max_dynamic_dim`).
+    pub max_dims: Vec<usize>,
+    /// `[low, high]`: the values an integer input may take, inclusive
+    /// (default: what the model declares, e.g. a vocabulary's rows).
+    pub range: Option<[i64; 2]>,
+}
 
 /// A model's `config.toml` (every key optional).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +54,11 @@ pub struct ModelConfig {
     pub instances: usize,
     /// ONNX Runtime intra-op threads per session. Default 1.
     pub intra_op_threads: usize,
+    /// The largest size of a dynamic dimension not limited otherwise
+    /// (the batch dimension is limited by `max_batch_size`). Default 4096.
+    pub max_dynamic_dim: usize,
+    /// Per-input limits by input name (`[inputs.input_ids] max_dims = [0, 256]`).
+    pub inputs: BTreeMap<String, InputLimits>,
 }
 
 impl Default for ModelConfig {
@@ -47,6 +71,8 @@ impl Default for ModelConfig {
             queue_timeout_ms: 10_000,
             instances: 1,
             intra_op_threads: 1,
+            max_dynamic_dim: DEFAULT_MAX_DYNAMIC_DIM,
+            inputs: BTreeMap::new(),
         }
     }
 }
@@ -70,6 +96,16 @@ impl ModelConfig {
         if cfg.max_queue_size == 0 {
             return Err("max_queue_size must be at least 1".into());
         }
+        if cfg.max_dynamic_dim == 0 {
+            return Err("max_dynamic_dim must be at least 1".into());
+        }
+        for (name, l) in &cfg.inputs {
+            if let Some([lo, hi]) = l.range {
+                if lo > hi {
+                    return Err(format!("[inputs.{name}] range: {lo} is above {hi}"));
+                }
+            }
+        }
         Ok(cfg)
     }
 }
@@ -89,12 +125,18 @@ fn specs(outlets: &[ort::value::Outlet], what: &str) -> Result<Vec<TensorSpec>, 
     outlets
         .iter()
         .map(|o| match o.dtype() {
-            ValueType::Tensor { ty, shape, .. } => match DType::from_ort(*ty) {
-                Some(dtype) => Ok(TensorSpec {
-                    name: o.name().to_string(),
-                    dtype,
-                    shape: shape.to_vec(),
-                }),
+            ValueType::Tensor {
+                ty,
+                shape,
+                dimension_symbols,
+            } => match DType::from_ort(*ty) {
+                Some(dtype) => {
+                    let mut spec = TensorSpec::new(o.name(), dtype, shape.to_vec(), usize::MAX);
+                    for (name, sym) in spec.dim_names.iter_mut().zip(dimension_symbols.iter()) {
+                        name.clone_from(sym);
+                    }
+                    Ok(spec)
+                }
                 None => Err(format!(
                     "{what} {:?} has element type {ty:?}, which Conduit does not serve (supported: BOOL, UINT8-64, INT8-64, FP32, FP64)",
                     o.name()
@@ -108,9 +150,11 @@ fn specs(outlets: &[ort::value::Outlet], what: &str) -> Result<Vec<TensorSpec>, 
         .collect()
 }
 
-/// Reads the metadata and settles the batch size.
-pub fn metadata(session: &Session, cfg: &ModelConfig) -> Result<Metadata, String> {
-    let inputs = specs(session.inputs(), "input")?;
+/// Reads the metadata, settles the batch size and each input's limits
+/// (`config.toml` first, then what the graph in `file` declares, then
+/// `max_dynamic_dim`).
+pub fn metadata(session: &Session, cfg: &ModelConfig, file: &Path) -> Result<Metadata, String> {
+    let mut inputs = specs(session.inputs(), "input")?;
     let outputs = specs(session.outputs(), "output")?;
     let batchable = inputs
         .iter()
@@ -126,11 +170,80 @@ pub fn metadata(session: &Session, cfg: &ModelConfig) -> Result<Metadata, String
         }
         Some(n) => n,
     };
+    let graph = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| graph::read(&b));
+    let graph = match graph {
+        Ok(g) => Some(g),
+        Err(e) => {
+            // ONNX Runtime read the file; only the declared limits are lost.
+            tracing::warn!(file = %file.display(), error = %e, "cannot read the graph's limits");
+            None
+        }
+    };
+    for name in cfg.inputs.keys() {
+        if !inputs.iter().any(|s| &s.name == name) {
+            return Err(format!(
+                "config.toml [inputs.{name}]: the model has no input {name:?}"
+            ));
+        }
+    }
+    for spec in &mut inputs {
+        set_limits(spec, cfg, graph.as_ref(), max_batch_size)?;
+    }
     Ok(Metadata {
         inputs,
         outputs,
         max_batch_size,
     })
+}
+
+/// Fills `spec.max_dims` and `spec.range` (see [`metadata`]).
+fn set_limits(
+    spec: &mut TensorSpec,
+    cfg: &ModelConfig,
+    graph: Option<&Graph>,
+    max_batch: usize,
+) -> Result<(), String> {
+    let own = cfg.inputs.get(&spec.name);
+    let set_dims = own.map_or(&[][..], |l| l.max_dims.as_slice());
+    if !set_dims.is_empty() && set_dims.len() != spec.shape.len() {
+        return Err(format!(
+            "config.toml [inputs.{}] max_dims has {} entries; the input has {} dimensions",
+            spec.name,
+            set_dims.len(),
+            spec.shape.len()
+        ));
+    }
+    if own.is_some_and(|l| l.range.is_some()) && !spec.dtype.is_integer() {
+        return Err(format!(
+            "config.toml [inputs.{}] range: the input is {}, and a range applies to integer inputs",
+            spec.name,
+            spec.dtype.name()
+        ));
+    }
+    let declared = match graph {
+        Some(g) if spec.dtype.is_integer() => g.declared(&spec.name, spec.shape.len()),
+        _ => graph::Declared::default(),
+    };
+    for (i, (max, &dim)) in spec.max_dims.iter_mut().zip(&spec.shape).enumerate() {
+        *max = if let Ok(fixed) = usize::try_from(dim) {
+            fixed
+        } else if i == 0 && max_batch > 0 {
+            max_batch
+        } else if let Some(&set) = set_dims.get(i).filter(|&&m| m > 0) {
+            set
+        } else if let Some(p) = declared.max_sequence.filter(|_| i == 1) {
+            usize::try_from(p).unwrap_or(usize::MAX)
+        } else {
+            cfg.max_dynamic_dim
+        };
+    }
+    spec.range = own
+        .and_then(|l| l.range)
+        .map(|[lo, hi]| (lo, hi))
+        .or(declared.range);
+    Ok(())
 }
 
 /// Opens a session with spinning off (idle intra-op threads must not eat
@@ -183,19 +296,32 @@ fn output_data<T: Elem>(v: &ort::value::DynValue) -> Result<(Vec<usize>, Data), 
     Ok((shape, T::wrap(s.to_vec())))
 }
 
-/// Runs `inputs` (named, in any order) and returns every output in graph order.
+/// Runs `inputs` (named, in any order) and returns every output in graph
+/// order. `shrink` hands the memory ONNX Runtime's arena grew for this run
+/// back when it ends (for a run much larger than usual, SECURITY.md I8).
 pub fn run(
     session: &mut Session,
     meta: &Metadata,
     inputs: &[Tensor],
+    shrink: bool,
 ) -> Result<Vec<Tensor>, Error> {
     let values: Vec<(&str, SessionInputValue<'_>)> = inputs
         .iter()
         .map(|t| Ok((t.name.as_str(), with_dtype!(t.dtype(), input_value(t))?)))
         .collect::<Result<_, Error>>()?;
-    let outputs = session
-        .run(values)
-        .map_err(|e| Error::Inference(e.to_string()))?;
+    let opts = if shrink {
+        let mut o = RunOptions::new().map_err(|e| Error::Inference(e.to_string()))?;
+        o.set("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        Some(o)
+    } else {
+        None
+    };
+    let outputs = match &opts {
+        Some(o) => session.run_with_options(values, o),
+        None => session.run(values),
+    }
+    .map_err(|e| Error::Inference(e.to_string()))?;
     meta.outputs
         .iter()
         .map(|spec| {

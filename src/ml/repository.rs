@@ -197,6 +197,10 @@ impl Lease {
         } else {
             1
         };
+        if let Err(e) = tensor::check_request(&meta.inputs, &inputs) {
+            self.stats().failed();
+            return done(Err(e));
+        }
         let loaded = self.loaded.clone();
         // The lease rides with the job: the model stays until it is answered.
         let job = Job {
@@ -570,10 +574,10 @@ fn build(rt: &Runtime, e: &Entry) -> Result<Built, String> {
         let mut s = model::open(rt, &file, cfg.intra_op_threads)?;
         let m = match meta.take() {
             Some(m) => m,
-            None => model::metadata(&s, &cfg)?,
+            None => model::metadata(&s, &cfg, &file)?,
         };
         let warm = model::warmup_inputs(&m);
-        model::run(&mut s, &m, &warm).map_err(|e| format!("warm-up run failed: {e}"))?;
+        model::run(&mut s, &m, &warm, false).map_err(|e| format!("warm-up run failed: {e}"))?;
         meta = Some(m);
         sessions.push(s);
     }

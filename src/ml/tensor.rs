@@ -101,7 +101,7 @@ impl DType {
         })
     }
 
-    /// True for integer types (JSON numbers must be whole).
+    /// True for integer types (JSON numbers must be whole; a value range applies).
     pub fn is_integer(self) -> bool {
         !matches!(self, DType::Bool | DType::F32 | DType::F64)
     }
@@ -203,6 +203,26 @@ macro_rules! with_dtype {
 pub use with_dtype;
 
 impl Data {
+    /// The first integer element outside `[lo, hi]`, if any (floats and
+    /// booleans have none).
+    pub fn first_outside(&self, lo: i64, hi: i64) -> Option<i128> {
+        fn find<T: Copy + Into<i128>>(v: &[T], lo: i64, hi: i64) -> Option<i128> {
+            let (lo, hi) = (i128::from(lo), i128::from(hi));
+            v.iter().map(|&x| x.into()).find(|&x| x < lo || x > hi)
+        }
+        match self {
+            Data::U8(v) => find(v, lo, hi),
+            Data::U16(v) => find(v, lo, hi),
+            Data::U32(v) => find(v, lo, hi),
+            Data::U64(v) => find(v, lo, hi),
+            Data::I8(v) => find(v, lo, hi),
+            Data::I16(v) => find(v, lo, hi),
+            Data::I32(v) => find(v, lo, hi),
+            Data::I64(v) => find(v, lo, hi),
+            Data::Bool(_) | Data::F32(_) | Data::F64(_) => None,
+        }
+    }
+
     /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
@@ -282,6 +302,42 @@ pub struct TensorSpec {
     pub dtype: DType,
     /// Its dimensions; -1 marks a dynamic one.
     pub shape: Vec<i64>,
+    /// The model's names for its dimensions ("" where it names none):
+    /// dynamic dimensions with one name must agree across a request's inputs.
+    pub dim_names: Vec<String>,
+    /// The largest size each dimension may take: a fixed one's size, the
+    /// batch limit, or a dynamic one's limit (from `config.toml`, the
+    /// model, or `max_dynamic_dim`; SECURITY.md I8).
+    pub max_dims: Vec<usize>,
+    /// Values an integer input may take, inclusive (from `config.toml` or
+    /// the model, e.g. a vocabulary's size for token ids).
+    pub range: Option<(i64, i64)>,
+}
+
+impl TensorSpec {
+    /// A spec with no names, no range, and each dynamic dimension limited
+    /// to `max_dim`.
+    pub fn new(name: &str, dtype: DType, shape: Vec<i64>, max_dim: usize) -> TensorSpec {
+        TensorSpec {
+            name: name.to_string(),
+            dtype,
+            dim_names: vec![String::new(); shape.len()],
+            max_dims: shape
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(max_dim))
+                .collect(),
+            shape,
+            range: None,
+        }
+    }
+
+    /// How dimension `i` is named in messages: `1 ("sequence")` or `1`.
+    fn dim_label(&self, i: usize) -> String {
+        match self.dim_names.get(i).filter(|n| !n.is_empty()) {
+            Some(n) => format!("{i} ({n:?})"),
+            None => i.to_string(),
+        }
+    }
 }
 
 /// The number of elements of `shape`, refusing overflow and anything over `max`.
@@ -337,7 +393,51 @@ pub fn check_input(
             }
         }
     }
+    for (i, (&got, &max)) in shape.iter().zip(&spec.max_dims).enumerate() {
+        if got > max {
+            return Err(Error::BadInput(format!(
+                "input {name:?}: dimension {} is {got}, over its limit {max}",
+                spec.dim_label(i)
+            )));
+        }
+    }
     element_count(shape, max_bytes / dtype.size())
+}
+
+/// Checks what no single input shows: dynamic dimensions the model names
+/// alike have one size across the request, and integer values lie in
+/// their input's range. `inputs` are in `specs` order.
+pub fn check_request(specs: &[TensorSpec], inputs: &[Tensor]) -> Result<(), Error> {
+    let mut sizes: Vec<(&str, usize, &TensorSpec, usize)> = Vec::new();
+    for (spec, t) in specs.iter().zip(inputs) {
+        for (i, (dim, &got)) in spec.dim_names.iter().zip(&t.shape).enumerate() {
+            if dim.is_empty() || spec.shape.get(i).is_none_or(|&d| d >= 0) {
+                continue;
+            }
+            match sizes.iter().find(|(n, ..)| n == dim) {
+                Some(&(_, size, other, j)) if size != got => {
+                    return Err(Error::BadInput(format!(
+                        "input {:?} dimension {} is {got}, but input {:?} dimension {} is {size}: the model needs them equal",
+                        spec.name,
+                        spec.dim_label(i),
+                        other.name,
+                        other.dim_label(j)
+                    )))
+                }
+                Some(_) => {}
+                None => sizes.push((dim, got, spec, i)),
+            }
+        }
+        if let Some((lo, hi)) = spec.range {
+            if let Some(v) = t.data.first_outside(lo, hi) {
+                return Err(Error::BadInput(format!(
+                    "input {:?}: value {v} is outside the model's range [{lo}, {hi}]",
+                    spec.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Concatenates tensors of one dtype and equal trailing dims along axis 0.
@@ -450,11 +550,7 @@ mod tests {
 
     #[test]
     fn inputs_are_checked_before_allocation() {
-        let spec = TensorSpec {
-            name: "input".into(),
-            dtype: DType::F32,
-            shape: vec![-1, 4],
-        };
+        let spec = TensorSpec::new("input", DType::F32, vec![-1, 4], 8);
         assert_eq!(
             check_input(&spec, DType::F32, &[2, 4], 8, 1 << 20).unwrap(),
             8
@@ -471,11 +567,58 @@ mod tests {
                 "{shape:?}"
             );
         }
-        let spec = TensorSpec {
-            shape: vec![-1, -1],
-            ..spec
-        };
+        let spec = TensorSpec::new("input", DType::F32, vec![-1, -1], usize::MAX);
         assert!(check_input(&spec, DType::F32, &[1, usize::MAX], 0, 1 << 20).is_err());
         assert!(check_input(&spec, DType::F32, &[1, 1 << 19], 0, 1 << 20).is_err());
+        let mut spec = TensorSpec::new("ids", DType::I64, vec![-1, -1], 4096);
+        spec.max_dims[1] = 512;
+        spec.dim_names[1] = "sequence".into();
+        assert!(check_input(&spec, DType::I64, &[1, 512], 8, 1 << 20).is_ok());
+        let e = check_input(&spec, DType::I64, &[1, 513], 8, 1 << 20).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(\"sequence\") is 513, over its limit 512"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn named_dimensions_agree_and_values_stay_in_range() {
+        let mut ids = TensorSpec::new("ids", DType::I64, vec![-1, -1], 512);
+        ids.dim_names = vec!["batch".into(), "sequence".into()];
+        ids.range = Some((-10, 9));
+        let mut mask = TensorSpec::new("mask", DType::I64, vec![-1, -1], 512);
+        mask.dim_names = vec!["batch".into(), "sequence".into()];
+        let specs = [ids, mask];
+        let t = |name: &str, shape: Vec<usize>, v: Vec<i64>| Tensor {
+            name: name.into(),
+            shape,
+            data: Data::I64(v),
+        };
+        let ok = [
+            t("ids", vec![1, 2], vec![9, -10]),
+            t("mask", vec![1, 2], vec![1, 1]),
+        ];
+        assert!(check_request(&specs, &ok).is_ok());
+        let longer = [
+            t("ids", vec![1, 2], vec![1, 2]),
+            t("mask", vec![1, 3], vec![1, 1, 1]),
+        ];
+        let e = check_request(&specs, &longer).unwrap_err().to_string();
+        assert!(e.contains("\"sequence\""), "{e}");
+        let big = [
+            t("ids", vec![1, 2], vec![1, 10]),
+            t("mask", vec![1, 2], vec![1, 1]),
+        ];
+        let e = check_request(&specs, &big).unwrap_err().to_string();
+        assert!(
+            e.contains("value 10 is outside the model's range [-10, 9]"),
+            "{e}"
+        );
+        assert_eq!(
+            Data::U64(vec![u64::MAX]).first_outside(0, i64::MAX),
+            Some(u64::MAX as i128)
+        );
+        assert_eq!(Data::F32(vec![1e9]).first_outside(0, 1), None);
     }
 }

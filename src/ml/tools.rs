@@ -97,7 +97,7 @@ pub fn model_tool(
 }
 
 fn failed(e: Error) -> ToolError {
-    ToolError::Failed(e.to_string())
+    ToolError::Failed(e.client_message())
 }
 
 fn call(

@@ -618,10 +618,15 @@ fn a_full_queue_answers_503_with_retry_after_and_a_queue_timeout_504() {
     };
 
     let answers = concurrently(a, "full", 4);
+    let refused = check(&answers, 503, "queue is full");
     assert!(
-        check(&answers, 503, "queue is full") >= 1,
+        refused >= 1,
         "one run and one queue slot cannot take four requests"
     );
+    // See: #13 (9). Queue-full refusals are failures in the statistics.
+    let stats = get_path(a, "/v2/models/full/stats").json();
+    let failed = stats["model_stats"][0]["inference_stats"]["fail"]["count"].as_u64();
+    assert_eq!(failed, Some(refused as u64), "{stats}");
     for r in answers.iter().filter(|r| r.status == 503) {
         let secs: u64 = r
             .header("Retry-After")
@@ -690,4 +695,125 @@ fn a_huge_json_body_costs_at_most_a_small_multiple_of_its_size() {
             "{shape}: peak memory grew {grown} KiB for a {body_kib} KiB body"
         );
     }
+}
+
+/// A `bert_like` request with these token ids, mask and type ids (one row).
+fn bert_request(ids: &[i64], mask: &[i64], types: &[i64]) -> Value {
+    let input = |name: &str, v: &[i64]| json!({"name": name, "datatype": "INT64", "shape": [1, v.len()], "data": v});
+    json!({"inputs": [input("input_ids", ids), input("attention_mask", mask), input("token_type_ids", types)]})
+}
+
+#[test]
+fn text_model_inputs_outside_what_the_model_declares_are_400_naming_it() {
+    // See: #13 (4, 9). These reached ONNX Runtime and came back as 500s
+    // carrying its source paths.
+    let repo = temp_repo("bert");
+    add_model(&repo, "text/bert_like", "bert", None);
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let ok = bert_request(&[1, 2, 3], &[1, 1, 1], &[0, 0, 1]);
+    let v = infer_ok(a, "bert", &ok);
+    assert_eq!(v["outputs"][0]["shape"], json!([1, 3, 8]), "{v}");
+    let long: Vec<i64> = (0..65).collect();
+    let cases = [
+        (
+            bert_request(&[1, 2, 1_000_000_000], &[1, 1, 1], &[0, 0, 0]),
+            "value 1000000000 is outside the model's range [-100, 99]",
+        ),
+        (
+            bert_request(&[1, 2, 3], &[1, 1, 1], &[0, 7, 0]),
+            "value 7 is outside the model's range [-2, 1]",
+        ),
+        (
+            bert_request(&long, &[1; 65], &[0; 65]),
+            "dimension 1 (\"sequence\") is 65, over its limit 64",
+        ),
+        (
+            bert_request(&[1, 2, 3], &[1, 1, 1, 1], &[0, 0, 0]),
+            "the model needs them equal",
+        ),
+    ];
+    for (body, needle) in cases {
+        let r = post_json(a, "/v2/models/bert/infer", &body);
+        assert_eq!(r.status, 400, "{}", r.body_str());
+        let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn config_limits_override_the_model_and_runtime_errors_stay_in_the_log() {
+    // See: #13 (4, 9). A limit raised past what the graph can run makes
+    // ONNX Runtime fail; the client hears that inference failed, not how.
+    let repo = temp_repo("bert-cfg");
+    let limits = "[inputs.input_ids]\nmax_dims = [0, 100]\n[inputs.attention_mask]\nmax_dims = [0, 100]\n[inputs.token_type_ids]\nmax_dims = [0, 100]\nrange = [0, 0]\n";
+    add_model(&repo, "text/bert_like", "bert", Some(limits));
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let r = post_json(a, "/v2/models/bert/infer", &bert_request(&[1], &[1], &[1]));
+    assert_eq!(r.status, 400, "config range [0, 0]: {}", r.body_str());
+    let n = 80;
+    let ids: Vec<i64> = (0..n).collect();
+    let r = post_json(
+        a,
+        "/v2/models/bert/infer",
+        &bert_request(&ids, &vec![1; 80], &vec![0; 80]),
+    );
+    assert_eq!(r.status, 500, "{}", r.body_str());
+    let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(err.contains("inference failed"), "{err}");
+    for internal in ["onnxruntime", ".cc", "/", "Add"] {
+        assert!(!err.contains(internal), "{internal:?} leaked: {err}");
+    }
+    // A bad [inputs] table refuses the load with a clear reason.
+    let repo = temp_repo("bert-badcfg");
+    add_model(
+        &repo,
+        "text/bert_like",
+        "bert",
+        Some("[inputs.nope]\nmax_dims = [1]\n"),
+    );
+    let srv = spawn_server(ml_config(&repo, true));
+    let r = get_path(srv.addr, "/v2/models/bert/ready");
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    let idx = post_json(srv.addr, "/v2/repository/index", &json!({})).json();
+    assert!(
+        idx[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no input \"nope\""),
+        "{idx}"
+    );
+}
+
+#[test]
+fn an_outsized_run_does_not_leave_its_memory_with_the_runtime() {
+    // See: #13 (4). ONNX Runtime's arena kept what one large run grew.
+    let repo = temp_repo("attention");
+    add_model(&repo, "attention", "att", None);
+    let p = start_model_server(&repo);
+    let req = |batch: usize, seq: usize| json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [batch, seq, 8], "data": vec![0.01f32; batch * seq * 8]}]});
+    for _ in 0..3 {
+        infer_ok(p.addr, "att", &req(1, 64));
+    }
+    let (rss0, peak0) = (p.status_kib("VmRSS"), p.status_kib("VmHWM"));
+    // 8 rows of 4096 x 4096 scores: hundreds of MiB inside the run.
+    infer_ok(p.addr, "att", &req(8, 4096));
+    let (rss1, peak1) = (p.status_kib("VmRSS"), p.status_kib("VmHWM"));
+    assert!(
+        peak1 > peak0 + 256 * 1024,
+        "the run did not grow memory: {peak0} -> {peak1} KiB"
+    );
+    assert!(
+        rss1 < rss0 + 64 * 1024,
+        "RSS after the run: {rss0} -> {rss1} KiB (peak {peak1} KiB)"
+    );
+    // Over the default max_dynamic_dim (4096) is refused up front.
+    let r = post_json(p.addr, "/v2/models/att/infer", &req(1, 4097));
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("over its limit 4096"),
+        "{}",
+        r.body_str()
+    );
 }
