@@ -92,7 +92,13 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
     let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg));
     let models = serve_models(cfg, ml_metrics, mcp.as_ref());
-    ml::kserve::routes(&mut router, models.clone(), &cfg.ml);
+    ml::kserve::routes(
+        &mut router,
+        models.clone(),
+        &cfg.ml,
+        &cfg.mcp.allowed_hosts,
+        &cfg.mcp.allowed_origins,
+    );
     if let Some(server) = &mcp {
         mcp::transport::routes(&mut router, server.clone());
     }

@@ -219,6 +219,15 @@ impl Config {
         if self.demo.ticker_interval_ms == 0 {
             return bad("demo.ticker_interval_ms must be at least 1");
         }
+        // SECURITY.md I4, I9: load/unload reachable from other machines
+        // need a credential.
+        let open_repo =
+            self.ml.repository_api && self.ml.repository_api_key.is_none() && !self.auth.enabled;
+        if open_repo && !self.server.listen.ip().is_loopback() {
+            return bad(
+                "ml.repository_api on a non-loopback address needs ml.repository_api_key (or [auth] enabled)",
+            );
+        }
         Ok(())
     }
 }
@@ -231,6 +240,23 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_open_repository_api_off_loopback_is_a_configuration_error() {
+        // See: #13 (8).
+        let open = [("ml.repository_api", parse_value("true"))];
+        let wide = [
+            ("ml.repository_api", parse_value("true")),
+            ("server.listen", parse_value("0.0.0.0:8080")),
+        ];
+        assert!(load(None, env(&[]), &open).is_ok(), "loopback is fine");
+        assert!(matches!(
+            load(None, env(&[]), &wide),
+            Err(Error::Inconsistent(_))
+        ));
+        let keyed = env(&[("CONDUIT_ML_REPOSITORY_API_KEY", "s3cret")]);
+        assert!(load(None, keyed, &wide).is_ok());
     }
 
     #[test]

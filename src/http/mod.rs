@@ -17,6 +17,7 @@ pub mod framing;
 mod handler;
 pub mod limits;
 mod metrics;
+pub mod origin;
 pub mod parse;
 mod request;
 pub mod response;

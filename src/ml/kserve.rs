@@ -51,8 +51,24 @@ fn ok_json(v: &Value) -> Reply {
     Reply::Response(Response::json(200, v.to_string()))
 }
 
-/// Registers the `/v2` routes.
-pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
+/// Who may use the routes that change the repository (load, unload).
+#[derive(Debug, Clone)]
+struct WriteGuard {
+    enabled: bool,
+    key: Option<String>,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+/// Registers the `/v2` routes. `hosts` and `origins` are the allow-lists
+/// (shared with MCP) that state-changing routes check (SECURITY.md I9).
+pub fn routes(
+    router: &mut Router,
+    repo: Arc<Repository>,
+    cfg: &MlConfig,
+    hosts: &[String],
+    origins: &[String],
+) {
     let r = repo.clone();
     let repo_api = cfg.repository_api;
     router.route(Method::Get, "/v2", Mode::Inline, move |_: &mut Request, _: &mut Cx<'_>| {
@@ -162,15 +178,20 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             ok_json(&Value::Array(idx))
         },
     );
+    let guard = Arc::new(WriteGuard {
+        enabled: repo_api,
+        key: cfg.repository_api_key.clone(),
+        hosts: hosts.to_vec(),
+        origins: origins.to_vec(),
+    });
     for (action, load) in [("load", true), ("unload", false)] {
-        let r = repo.clone();
-        let key = cfg.repository_api_key.clone();
+        let (r, g) = (repo.clone(), guard.clone());
         router.route(
             Method::Post,
             &format!("/v2/repository/models/{{name}}/{action}"),
             Mode::Pool,
             move |req: &mut Request, _: &mut Cx<'_>| {
-                Reply::Response(repository_action(&r, req, repo_api, key.as_deref(), load))
+                Reply::Response(repository_action(&r, req, &g, load))
             },
         );
     }
@@ -178,20 +199,31 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
     router.json_errors("/v2");
 }
 
-fn repository_action(
-    repo: &Repository,
-    req: &Request,
-    enabled: bool,
-    key: Option<&str>,
-    load: bool,
-) -> Response {
-    if !enabled {
+fn repository_action(repo: &Repository, req: &Request, g: &WriteGuard, load: bool) -> Response {
+    if !g.enabled {
         return error_response(
             403,
             "the model repository API is off; set ml.repository_api = true to enable it",
         );
     }
-    if let Some(key) = key {
+    // SECURITY.md I9: no DNS-rebinding or cross-site page may change the
+    // repository. A browser sends `Origin` on every cross-origin POST, and
+    // JSON is no "simple" request type. An empty body with no type is what
+    // tritonclient's load/unload sends.
+    if let Err(why) = crate::http::origin::check(req, &g.hosts, &g.origins) {
+        return error_response(403, &why.to_string());
+    }
+    let json = match req.header_str("content-type") {
+        Some(ct) => ct
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json"),
+        None => req.body().is_empty(),
+    };
+    if !json {
+        return error_response(415, "the body must be application/json");
+    }
+    if let Some(key) = &g.key {
         use subtle::ConstantTimeEq;
         let given = req.header("conduit-repository-key").unwrap_or_default();
         // SECURITY.md I5: constant-time comparison.

@@ -817,3 +817,72 @@ fn an_outsized_run_does_not_leave_its_memory_with_the_runtime() {
         r.body_str()
     );
 }
+
+#[test]
+fn the_repository_api_refuses_cross_origin_and_non_json_writes() {
+    // See: #13 (8). A page in any browser could unload models with a
+    // "simple" cross-origin POST (text/plain, no Origin check).
+    let repo = temp_repo("csrf");
+    add_model(&repo, "models/mlp", "mlp", None);
+    let mut cfg = ml_config(&repo, true);
+    cfg.ml.repository_api = true;
+    let srv = spawn_server(cfg);
+    let a = srv.addr;
+    let unload = |headers: &[(&str, &str)], body: &[u8]| {
+        let raw = http_request("POST", "/v2/repository/models/mlp/unload", headers, body);
+        exchange(a, &raw).0
+    };
+    let refused = [
+        (
+            vec![
+                ("Content-Type", "text/plain"),
+                ("Origin", "http://evil.example.com"),
+            ],
+            &b"{}"[..],
+            403,
+        ),
+        (
+            vec![
+                ("Content-Type", "application/json"),
+                ("Origin", "http://evil.example.com"),
+            ],
+            b"{}",
+            403,
+        ),
+        (
+            vec![("Content-Type", "application/json"), ("Origin", "null")],
+            b"{}",
+            403,
+        ),
+        (
+            vec![
+                ("Content-Type", "application/json"),
+                ("Host", "evil.example.com"),
+            ],
+            b"{}",
+            403,
+        ),
+        (vec![("Content-Type", "text/plain")], b"{}", 415),
+        (
+            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            b"a=b",
+            415,
+        ),
+        (vec![], b"{}", 415),
+    ];
+    for (headers, body, status) in refused {
+        let r = unload(&headers, body);
+        assert_eq!(r.status, status, "{headers:?}: {}", r.body_str());
+        assert!(r.json()["error"].is_string(), "{}", r.body_str());
+        infer_ok(a, "mlp", &mlp_request(&[mlp_row(0)]));
+    }
+    // JSON from a local page, and tritonclient's empty untyped body, work.
+    let local = [
+        ("Content-Type", "application/json"),
+        ("Origin", "http://localhost:3000"),
+    ];
+    assert_eq!(unload(&local, b"{}").status, 200);
+    let raw = http_request("POST", "/v2/repository/models/mlp/load", &[], b"");
+    assert_eq!(exchange(a, &raw).0.status, 200);
+    infer_ok(a, "mlp", &mlp_request(&[mlp_row(0)]));
+}
