@@ -9,10 +9,12 @@ use super::parse::parse_head;
 use super::request::{Method, Request};
 use super::response::{self, Response};
 use super::router::Match;
-use super::{date, sse, Service};
+use super::stream::{StreamCap, StreamRefusal, StreamSlot};
+use super::{date, sse, Service, SseStream};
 use crate::net::{self, Io, Next};
 use bytes::Buf;
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ struct Stream {
     shared: Arc<super::stream::Shared>,
     chunked: bool,
     next_ping: Instant,
+    /// Its place among the open streams, given back when the stream ends.
+    _slot: Option<StreamSlot>,
 }
 
 /// What the connection is waiting for (STYLE.md §2).
@@ -99,6 +103,10 @@ enum State {
 #[derive(Debug)]
 pub struct Conn {
     svc: Arc<Service>,
+    /// The server's count of open streams.
+    streams: Arc<StreamCap>,
+    /// The client's address (streams are capped per address).
+    peer: IpAddr,
     state: State,
     served: u32,
     seq: u32,
@@ -150,10 +158,17 @@ enum Step {
 }
 
 impl Conn {
-    pub(crate) fn new(svc: Arc<Service>, now: Instant) -> Conn {
+    pub(crate) fn new(
+        svc: Arc<Service>,
+        streams: Arc<StreamCap>,
+        now: Instant,
+        peer: IpAddr,
+    ) -> Conn {
         svc.metrics.conn_opened();
         Conn {
             svc,
+            streams,
+            peer,
             state: State::Idle { since: now },
             served: 0,
             seq: 0,
@@ -533,55 +548,76 @@ impl Conn {
                 self.state = State::Waiting(info);
                 Step::Done(self.next(io))
             }
-            Reply::Sse(stream) => {
-                let f = response::Framing {
-                    head_only: false,
-                    keep_alive: info.keep_alive,
-                    http10: info.http10,
-                };
-                let date = batch_of(&mut self.batch, io.now).date;
-                let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
-                if !chunked {
-                    info.keep_alive = false;
-                }
-                if info.head_only {
-                    // R1: HEAD gets the stream's head and no body; producers
-                    // see the stream closed, and the connection is reusable.
-                    stream.shared.closed.store(true, Ordering::Release);
-                    self.count(
-                        info.route,
-                        stream.head.status,
-                        io.now.saturating_duration_since(info.started),
-                    );
-                    return self.finish(info.keep_alive, io);
-                }
-                // PERF: retry, the events known up front and (for a one-shot
-                // stream) the end go out with the head in one write
-                // (benches/mcp: SSE replies went from ~3 sendto per call to 1).
-                let mut first = bytes::BytesMut::new();
-                sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
-                first.extend_from_slice(&stream.initial);
-                put_stream_bytes(chunked, &first, io.wbuf);
-                self.count(
-                    info.route,
-                    stream.head.status,
-                    io.now.saturating_duration_since(info.started),
-                );
-                if stream.end {
-                    if chunked {
-                        io.wbuf.extend_from_slice(response::LAST_CHUNK);
-                    }
-                    return self.finish(info.keep_alive && chunked && !self.shutting_down, io);
-                }
-                self.state = State::Streaming(Box::new(Stream {
-                    info,
-                    shared: stream.shared,
-                    chunked,
-                    next_ping: io.now + self.svc.limits.sse_heartbeat,
-                }));
-                Step::Done(self.next(io))
-            }
+            Reply::Sse(stream) => self.start_stream(stream, info, io),
         }
+    }
+
+    /// Writes an SSE stream's head, `retry` and the events known up front.
+    /// A stream that stays open first takes a slot among the open streams;
+    /// without one it is refused with 503 (its producers see it closed).
+    fn start_stream(
+        &mut self,
+        stream: SseStream,
+        mut info: InFlight,
+        io: &mut Io<'_, Msg>,
+    ) -> Step {
+        let slot = if info.head_only || stream.end {
+            None
+        } else {
+            match self.streams.try_open(self.peer) {
+                Ok(slot) => Some(slot),
+                Err(why) => {
+                    stream.shared.closed.store(true, Ordering::Release);
+                    let msg = match why {
+                        StreamRefusal::Total => "too many open streams; retry later",
+                        StreamRefusal::Client => {
+                            "too many open streams from this address; retry later"
+                        }
+                    };
+                    let resp = self.error_response(503, msg).header("Retry-After", "5");
+                    return self.respond(&resp, &mut info, io);
+                }
+            }
+        };
+        let f = response::Framing {
+            head_only: false,
+            keep_alive: info.keep_alive,
+            http10: info.http10,
+        };
+        let date = batch_of(&mut self.batch, io.now).date;
+        let chunked = response::encode_stream_head(&stream.head, f, &date, io.wbuf);
+        if !chunked {
+            info.keep_alive = false;
+        }
+        let elapsed = io.now.saturating_duration_since(info.started);
+        self.count(info.route, stream.head.status, elapsed);
+        if info.head_only {
+            // R1: HEAD gets the stream's head and no body; producers see the
+            // stream closed, and the connection is reusable.
+            stream.shared.closed.store(true, Ordering::Release);
+            return self.finish(info.keep_alive, io);
+        }
+        // PERF: retry, the events known up front and (for a one-shot
+        // stream) the end go out with the head in one write
+        // (benches/mcp: SSE replies went from ~3 sendto per call to 1).
+        let mut first = bytes::BytesMut::new();
+        sse::encode_retry(self.svc.limits.sse_retry_ms, &mut first);
+        first.extend_from_slice(&stream.initial);
+        put_stream_bytes(chunked, &first, io.wbuf);
+        if stream.end {
+            if chunked {
+                io.wbuf.extend_from_slice(response::LAST_CHUNK);
+            }
+            return self.finish(info.keep_alive && chunked && !self.shutting_down, io);
+        }
+        self.state = State::Streaming(Box::new(Stream {
+            info,
+            shared: stream.shared,
+            chunked,
+            next_ping: io.now + self.svc.limits.sse_heartbeat,
+            _slot: slot,
+        }));
+        Step::Done(self.next(io))
     }
 
     fn respond(&mut self, resp: &Response, info: &mut InFlight, io: &mut Io<'_, Msg>) -> Step {
@@ -652,13 +688,18 @@ impl Conn {
     fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
         self.count(None, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
-        let resp = if self.json_errors {
-            let body = serde_json::json!({ "error": e.to_string() }).to_string();
-            Response::json(e.status(), body)
-        } else {
-            Response::text(e.status(), format!("{e}\n"))
-        };
+        let resp = self.error_response(e.status(), &e.to_string());
         self.close_with(&resp, head_only, io)
+    }
+
+    /// The connection layer's own error answer: JSON for routes that asked
+    /// for JSON errors, else text.
+    fn error_response(&self, status: u16, msg: &str) -> Response {
+        if self.json_errors {
+            Response::json(status, serde_json::json!({ "error": msg }).to_string())
+        } else {
+            Response::text(status, format!("{msg}\n"))
+        }
     }
 
     fn fail_internal(&mut self, io: &mut Io<'_, Msg>) -> Next {
@@ -926,11 +967,14 @@ impl Conn {
 
 /// Makes a [`Conn`] per accepted connection.
 #[derive(Debug)]
-pub(crate) struct Factory(pub(crate) Arc<Service>);
+pub(crate) struct Factory {
+    pub(crate) svc: Arc<Service>,
+    pub(crate) streams: Arc<StreamCap>,
+}
 
 impl net::Factory for Factory {
     type Proto = Conn;
-    fn open(&self, now: Instant) -> Conn {
-        Conn::new(self.0.clone(), now)
+    fn open(&self, now: Instant, peer: std::net::SocketAddr) -> Conn {
+        Conn::new(self.svc.clone(), self.streams.clone(), now, peer.ip())
     }
 }

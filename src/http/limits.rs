@@ -67,6 +67,14 @@ pub struct Limits {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT. Default 10 s.
     #[serde(with = "duration_ms", rename = "drain_timeout_ms")]
     pub drain_timeout: Duration,
+    /// Open SSE streams, as a percentage of `server.max_connections`; a
+    /// stream over it is refused with 503, so streams cannot hold every
+    /// connection slot. Default 50.
+    pub max_streams_percent: u8,
+    /// Open SSE streams per client address (0 = no limit; loopback peers
+    /// are exempt, as behind a local proxy they are everyone); over it →
+    /// 503. Default 32.
+    pub max_streams_per_client: usize,
     /// During a drain, a keep-alive connection idle this long is closed; a
     /// request that arrives first is answered with `Connection: close`.
     /// Default 1 s (the last request of a client polling every second).
@@ -95,6 +103,8 @@ impl Default for Limits {
             sse_max_queued_events: 1024,
             drain_timeout: Duration::from_secs(10),
             drain_idle_grace: Duration::from_secs(1),
+            max_streams_percent: 50,
+            max_streams_per_client: 32,
         }
     }
 }

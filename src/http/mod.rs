@@ -71,5 +71,12 @@ impl std::fmt::Debug for Service {
 pub fn serve(net_cfg: net::Config, service: Service) -> Result<net::Server, net::Error> {
     let drain = service.limits.drain_timeout;
     service.metrics.bind(&service.router);
-    net::start(net_cfg, drain, Arc::new(conn::Factory(Arc::new(service))))
+    let share = usize::from(service.limits.max_streams_percent.min(100));
+    let max_streams = (net_cfg.max_connections.saturating_mul(share) / 100).max(1);
+    let streams = stream::StreamCap::new(max_streams, service.limits.max_streams_per_client);
+    let factory = conn::Factory {
+        svc: Arc::new(service),
+        streams: Arc::new(streams),
+    };
+    net::start(net_cfg, drain, Arc::new(factory))
 }

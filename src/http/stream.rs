@@ -5,8 +5,10 @@ use super::response::Response;
 use super::sse::{self, Event, SseError};
 use crate::net;
 use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// State shared between a stream's connection and its senders.
 #[derive(Debug)]
@@ -205,5 +207,117 @@ impl Drop for SseSender {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.close();
         }
+    }
+}
+
+/// Counts open SSE streams, in total and per client address, so that
+/// long-lived streams cannot take every connection slot (SECURITY.md L10).
+#[derive(Debug)]
+pub(crate) struct StreamCap {
+    max_total: usize,
+    max_per_client: usize,
+    open: AtomicUsize,
+    by_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamRefusal {
+    /// Every stream slot is taken.
+    Total,
+    /// This client address has its share open.
+    Client,
+}
+
+/// One open stream's place in a [`StreamCap`]; given back on drop.
+#[derive(Debug)]
+pub(crate) struct StreamSlot {
+    cap: Arc<StreamCap>,
+    client: Option<IpAddr>,
+}
+
+impl StreamCap {
+    /// `max_per_client` 0 means no per-client limit.
+    pub(crate) fn new(max_total: usize, max_per_client: usize) -> StreamCap {
+        StreamCap {
+            max_total,
+            max_per_client,
+            open: AtomicUsize::new(0),
+            by_client: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a slot for a stream to `peer`. Loopback peers have no
+    /// per-client limit: on loopback the address names no one (a local
+    /// proxy, or every local client alike).
+    pub(crate) fn try_open(self: &Arc<Self>, peer: IpAddr) -> Result<StreamSlot, StreamRefusal> {
+        let peer = peer.to_canonical();
+        let client = (self.max_per_client > 0 && !peer.is_loopback()).then_some(peer);
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_total {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(StreamRefusal::Total);
+        }
+        let mut slot = StreamSlot {
+            cap: self.clone(),
+            client: None,
+        };
+        let Some(ip) = client else {
+            return Ok(slot);
+        };
+        let mut map = self.by_client.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_client {
+            drop(map);
+            return Err(StreamRefusal::Client); // `slot` drops: the total goes back
+        }
+        *n += 1;
+        drop(map);
+        slot.client = Some(ip);
+        Ok(slot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.cap.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.client {
+            let mut map = self.cap.by_client.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_capped_in_total_and_per_client_but_not_on_loopback() {
+        let cap = Arc::new(StreamCap::new(3, 1));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let s1 = cap.try_open(a).unwrap();
+        assert_eq!(cap.try_open(a).unwrap_err(), StreamRefusal::Client);
+        let _s2 = cap.try_open(lo).unwrap();
+        let s3 = cap.try_open(lo).unwrap();
+        assert_eq!(cap.try_open(b).unwrap_err(), StreamRefusal::Total);
+        drop(s1);
+        let s4 = cap.try_open(b).unwrap();
+        assert_eq!(cap.open.load(Ordering::Acquire), 3);
+        drop(s3);
+        let mapped: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert_eq!(
+            cap.try_open(mapped).unwrap_err(),
+            StreamRefusal::Client,
+            "an IPv4-mapped address is the same client"
+        );
+        drop(s4);
+        assert!(cap.try_open(mapped).is_ok());
     }
 }

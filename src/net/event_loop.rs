@@ -23,6 +23,9 @@ const ACCEPT_RETRY_KEY: u64 = u64::MAX;
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Spare buffers each loop keeps.
 const POOL_MAX_FREE: usize = 256;
+/// Most idle connections closed at once to admit new ones at the cap
+/// (nginx's `ngx_drain_connections`: 32).
+const EVICT_MAX: usize = 32;
 
 /// State shared by all loops of one server.
 #[derive(Debug)]
@@ -190,6 +193,7 @@ pub fn start<F: Factory>(
                     poll,
                     listener: Some(listener),
                     accept_paused: false,
+                    held: None,
                     conns: Slab::new(),
                     next_gen: 0,
                     rx,
@@ -231,6 +235,9 @@ enum Phase {
 struct Conn<P> {
     sock: TcpStream,
     gen: u32,
+    /// When bytes last arrived (or the connection was accepted): at the
+    /// connection cap, the idle connections quiet the longest go first.
+    last_read: Instant,
     proto: P,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -321,6 +328,9 @@ struct Loop<F: Factory> {
     poll: Poll,
     listener: Option<TcpListener>,
     accept_paused: bool,
+    /// A connection accepted at the cap with no idle one to close for it:
+    /// admitted first when a slot frees.
+    held: Option<(TcpStream, SocketAddr)>,
     conns: Slab<Conn<F::Proto>>,
     next_gen: u32,
     rx: Receiver<(ConnId, <F::Proto as Protocol>::Msg)>,
@@ -398,18 +408,12 @@ impl<F: Factory> Loop<F> {
             let Some(listener) = &self.listener else {
                 return;
             };
-            if !self.shared.try_reserve_conn() {
-                self.accept_paused = true;
-                return;
-            }
-            match listener.accept() {
-                Ok((sock, _peer)) => {
-                    self.accept_paused = false;
-                    self.add_conn(sock);
-                }
-                Err(e) => {
-                    self.shared.release_conn();
-                    match e.kind() {
+            // A connection accepted while at the cap goes before new ones.
+            let (sock, peer) = match self.held.take() {
+                Some(held) => held,
+                None => match listener.accept() {
+                    Ok(accepted) => accepted,
+                    Err(e) => match e.kind() {
                         io::ErrorKind::WouldBlock => {
                             self.accept_paused = false;
                             return;
@@ -425,13 +429,81 @@ impl<F: Factory> Loop<F> {
                                 .arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
                             return;
                         }
-                    }
-                }
+                    },
+                },
+            };
+            // At the cap, idle connections make room for a waiting one (as
+            // nginx does); if none is idle, it waits for a slot, and so
+            // does the backlog behind it.
+            let admitted = self.shared.try_reserve_conn()
+                || (self.evict_idle() && self.shared.try_reserve_conn());
+            if !admitted {
+                self.held = Some((sock, peer));
+                self.accept_paused = true;
+                // A busy connection that turns idle frees nothing by itself:
+                // look again shortly.
+                self.cx
+                    .timers
+                    .arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
+                return;
             }
+            self.accept_paused = false;
+            self.add_conn(sock, peer);
         }
     }
 
-    fn add_conn(&mut self, mut sock: TcpStream) {
+    /// At the connection cap, closes the connections quiet the longest
+    /// among those with nothing in flight: idle keep-alive ones, ones whose
+    /// request head is incomplete, and closing ones still lingering. As
+    /// nginx drains its reusable connections: an eighth of them, 1 to 32.
+    /// Returns whether any was closed.
+    fn evict_idle(&mut self) -> bool {
+        let is_idle = |c: &Conn<F::Proto>| match c.phase {
+            Phase::Linger { .. } => true,
+            Phase::Open => matches!(c.proto.activity(), Activity::Idle | Activity::Arriving),
+        };
+        // Connections accepted in one round share its clock; the generation
+        // (one more per accept) orders them.
+        let mut idle: Vec<(Instant, u32, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| is_idle(c))
+            .map(|(i, c)| (c.last_read, c.gen, i))
+            .collect();
+        let n = (idle.len() / 8).clamp(1, EVICT_MAX);
+        idle.sort_unstable();
+        let mut closed = 0;
+        for (_, gen, i) in idle {
+            if closed == n {
+                break;
+            }
+            // Bytes that arrived unread make a connection busy, not idle:
+            // read them first (as before a deadline), then decide.
+            if let Some(c) = self.conns.get_mut(i).filter(|c| c.gen == gen) {
+                if c.phase == Phase::Open && c.want_read && !c.eof {
+                    c.readable = true;
+                    self.drive(i, None);
+                }
+            }
+            if self
+                .conns
+                .get(i)
+                .is_some_and(|c| c.gen == gen && is_idle(c))
+            {
+                self.close_conn(i);
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            tracing::debug!(
+                closed,
+                "connection cap: closed idle connections to admit new ones"
+            );
+        }
+        closed > 0
+    }
+
+    fn add_conn(&mut self, mut sock: TcpStream, peer: SocketAddr) {
         // Small responses must not wait for Nagle's algorithm.
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
@@ -453,10 +525,11 @@ impl<F: Factory> Loop<F> {
             self.shared.release_conn();
             return;
         }
-        let proto = self.factory.open(self.cx.now);
+        let proto = self.factory.open(self.cx.now, peer);
         entry.insert(Conn {
             sock,
             gen,
+            last_read: self.cx.now,
             proto,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -587,9 +660,7 @@ impl<F: Factory> Loop<F> {
         // Connections the kernel completed but no loop accepted yet carry
         // requests their clients already sent: take them in to be answered,
         // since closing the listener would reset them.
-        if !self.accept_paused {
-            self.accept();
-        }
+        self.accept();
         // Dropping the listener closes it: the kernel hands new connections
         // to no one, and queued ones on this listener are refused.
         if let Some(mut l) = self.listener.take() {
@@ -749,6 +820,7 @@ fn drive_conn<P: Protocol>(
                 c.readable = false;
             }
             Ok((n, room)) => {
+                c.last_read = cx.now;
                 // PERF: on epoll a short read means the socket is drained; a new
                 // edge comes with the next bytes, so skip the read that would
                 // fail with WouldBlock (syscalls/request, benches/load/run.sh).

@@ -24,6 +24,7 @@ pub use event_loop::{start, Server, ShutdownHandle};
 pub use mailbox::{ConnId, Handle, SendError};
 
 use bytes::BytesMut;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A connection's protocol: one value per connection, living on its loop thread.
@@ -51,7 +52,8 @@ pub trait Protocol: 'static {
     /// Called exactly once.
     fn on_close(&mut self);
     /// What the connection is doing, for the loop's decisions that depend
-    /// on it: which connections a drain deadline cuts off mid-request.
+    /// on it: which connections a drain deadline cuts off mid-request, and
+    /// which may be closed to admit new ones at `max_connections`.
     fn activity(&self) -> Activity;
 }
 
@@ -72,8 +74,8 @@ pub enum Activity {
 pub trait Factory: Send + Sync + 'static {
     /// The protocol this factory makes.
     type Proto: Protocol;
-    /// Called on the loop thread right after accept.
-    fn open(&self, now: Instant) -> Self::Proto;
+    /// Called on the loop thread right after accept, with the peer's address.
+    fn open(&self, now: Instant, peer: SocketAddr) -> Self::Proto;
 }
 
 /// What a protocol wants after a callback.

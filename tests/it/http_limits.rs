@@ -506,35 +506,102 @@ fn pipelined_burst_of_40k_gets_every_response() {
 // ---------------------------------------------------------------- L10
 
 #[test]
-fn connection_over_max_connections_waits_until_one_closes() {
+fn connection_over_max_connections_waits_while_every_slot_is_busy() {
     let mut cfg = test_config();
     cfg.server.max_connections = 2;
     let srv = spawn_test_server(cfg);
     let mut a = Reader::new(connect(srv.addr));
     let mut b = Reader::new(connect(srv.addr));
-    a.send(&get("/seq?n=1"));
-    assert_eq!(a.response().body_str(), "1");
-    b.send(&get("/seq?n=2"));
-    assert_eq!(b.response().body_str(), "2");
+    a.send(&get("/demo/sleep?ms=800"));
+    b.send(&get("/demo/sleep?ms=800"));
 
-    // The third connection completes the TCP handshake (kernel backlog) but is not served.
+    // The third connection completes the TCP handshake (kernel backlog) but
+    // is not served while both slots are busy.
     let mut c = Reader::new(connect(srv.addr));
     c.send(&get("/seq?n=3"));
     assert!(
         !c.poll_for(Duration::from_millis(300)),
         "third connection served above max_connections"
     );
-
-    // Existing connections keep working at the cap.
-    b.send(&get("/seq?n=22"));
-    assert_eq!(b.response().body_str(), "22");
-
-    drop(a);
+    assert_eq!(a.response().status, 200);
+    assert_eq!(b.response().status, 200);
+    // Once a slot is idle, the oldest idle connection makes room for it.
     let resp = c.response();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "3");
-    b.send(&get("/seq?n=23"));
-    assert_eq!(b.response().body_str(), "23");
+}
+
+#[test]
+fn idle_sockets_at_the_connection_cap_make_room_for_new_clients() {
+    // See: #13 (7). Sockets that send nothing, or an unfinished head, held
+    // every slot until their timeouts; a real client waited that long.
+    let mut cfg = test_config();
+    cfg.server.max_connections = 20;
+    let srv = spawn_test_server(cfg);
+    let mut keep = Reader::new(connect(srv.addr));
+    keep.send(&get("/seq?n=0"));
+    assert_eq!(keep.response().body_str(), "0");
+    let mut attackers = Vec::new();
+    for i in 0..60 {
+        let mut s = connect(srv.addr);
+        if i % 2 == 0 {
+            s.write_all(b"GET /json HTTP/1.1\r\nHost: local").unwrap();
+        }
+        attackers.push(s);
+    }
+    let start = Instant::now();
+    let mut r = Reader::new(connect(srv.addr));
+    r.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    r.send(&get("/seq?n=1"));
+    let resp = r.response();
+    assert_eq!(resp.body_str(), "1");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // Closed idle connections were closed, not answered.
+    assert!(Reader::new(attackers.remove(1)).closed());
+}
+
+#[test]
+fn sse_streams_take_at_most_their_share_of_the_connection_cap() {
+    // See: #13 (7). 300 streams held every slot of 200 for good.
+    let mut cfg = test_config();
+    cfg.server.max_connections = 20;
+    cfg.demo.ticker_interval_ms = 60_000;
+    let srv = spawn_test_server(cfg);
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for _ in 0..15 {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&get("/demo/ticker"));
+        let head = r.response_to("HEAD");
+        match head.status {
+            200 => open.push(r),
+            503 => {
+                assert!(head.header("retry-after").is_some(), "{:?}", head.head);
+                refused += 1;
+            }
+            s => panic!("stream answered {s}: {:?}", head.head),
+        }
+    }
+    assert_eq!(open.len(), 10, "50 % of 20 connections");
+    assert_eq!(refused, 5);
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get("/seq?n=1"));
+    assert_eq!(r.response().body_str(), "1");
+    // A stream that ends gives its slot back.
+    drop(open.pop());
+    wait_for(Duration::from_secs(5), "stream slot not given back", || {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&get("/demo/ticker"));
+        match r.response_to("HEAD").status {
+            200 => Ok(()),
+            s => Err(s),
+        }
+    });
 }
 
 // ---------------------------------------------------------------- L11
