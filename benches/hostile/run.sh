@@ -5,7 +5,7 @@
 # GET /json meanwhile. Prints a markdown table with PASS/FAIL for the
 # acceptance targets of issue #13 and appends it to $OUT. See README.md here.
 #
-# Environment (all optional; defaults keep the whole run under ~10 minutes):
+# Environment (all optional; the defaults take ~4 minutes after the build):
 #   SCENARIOS="slow conn sessions drain soak rejected"
 #   BUILD=1                  0 = reuse target/release/conduit
 #   THREADS=0                server I/O threads (0 = one per core)
