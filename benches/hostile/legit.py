@@ -25,28 +25,7 @@ import socket
 import threading
 import time
 
-
-def read_response(s: socket.socket) -> int:
-    """Reads one response (Content-Length framed, as /json is); returns its status."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            raise EOFError
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = 0
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == "content-length":
-            length = int(v.strip())
-    while len(rest) < length:
-        chunk = s.recv(4096)
-        if not chunk:
-            raise EOFError
-        rest += chunk
-    return int(lines[0].split()[1])
+from wire import read_response
 
 
 def probe(host: str, port: int, path: str, timeout: float, out: list) -> None:
@@ -66,7 +45,7 @@ def probe(host: str, port: int, path: str, timeout: float, out: list) -> None:
         sent = True
         # The timeout bounds the whole exchange, not each read.
         s.settimeout(max(0.001, deadline - time.perf_counter()))
-        status = read_response(s)
+        status, _ = read_response(s)
         ms = (time.perf_counter() - t0) * 1000
         out.append(("ok" if status == 200 else "bad_status", ms))
     except TimeoutError:

@@ -32,6 +32,8 @@ import struct
 import threading
 import time
 
+from wire import read_response
+
 
 def status_kib(pid: int) -> dict:
     out = {}
@@ -54,25 +56,11 @@ def exchange(host: str, port: int, head: bytes, body: bytes, timeout: float) -> 
         except OSError as e:
             # The server may answer (and close) before it has read it all.
             note = f"send stopped: {type(e).__name__}"
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None, b"", note or "EOF before a response"
-            data += chunk
-        h, _, rest = data.partition(b"\r\n\r\n")
-        lines = h.decode("latin-1").split("\r\n")
-        length = 0
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if k.strip().lower() == "content-length":
-                length = int(v.strip())
-        while len(rest) < length:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return int(lines[0].split()[1]), rest[:length], note
+        try:
+            status, body = read_response(s, 65536)
+        except EOFError:
+            return None, b"", note or "EOF before a whole response"
+        return status, body, note
     except (TimeoutError, OSError) as e:
         return None, b"", f"{type(e).__name__}: {e}"
     finally:
