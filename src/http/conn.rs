@@ -14,7 +14,7 @@ use crate::net::{self, Io, Next};
 use bytes::Buf;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,9 @@ pub struct Conn {
     batch: Option<Batch>,
     /// Requests answered but not yet counted in the metrics.
     tally: Tally,
+    /// While `Waiting`: the flag a pending [`super::Responder`] reads as
+    /// `is_closed`, set when the client goes away.
+    gone: Option<Arc<AtomicBool>>,
 }
 
 /// Values shared by every response written in one batch (one call from the
@@ -162,6 +165,7 @@ impl Conn {
             json_errors: false,
             batch: None,
             tally: Tally::default(),
+            gone: None,
         }
     }
 
@@ -200,7 +204,15 @@ impl Conn {
         loop {
             let step = match &mut self.state {
                 State::Closing => return Next::close_after_write(),
-                State::Waiting(_) => return self.next(io),
+                State::Waiting(_) => {
+                    if io.eof && io.rbuf.is_empty() {
+                        // The client closed (or shut its sending side with no
+                        // request pipelined behind this one): no one will
+                        // read the reply, so its producer may stop.
+                        self.mark_gone();
+                    }
+                    return self.next(io);
+                }
                 State::Streaming(_) => {
                     if io.eof {
                         return self.end_stream_gone();
@@ -465,9 +477,11 @@ impl Conn {
                     seq: self.seq,
                     sse_max_queued: limits.sse_max_queued_events,
                     took_responder: false,
+                    gone: None,
                 };
                 let reply = catch_unwind(AssertUnwindSafe(|| route.handler.call(req, &mut cx)));
                 let took = cx.took_responder;
+                self.gone = cx.gone.take();
                 drop(cx);
                 // PERF: the common replies are written here, without the
                 // move through `on_reply` (callgrind, pipeline_client.py);
@@ -493,12 +507,15 @@ impl Conn {
                 let handle = io.handle();
                 let seq = self.seq;
                 let max_queued = limits.sse_max_queued_events;
+                let gone = Arc::new(AtomicBool::new(false));
+                self.gone = Some(gone.clone());
                 rayon::spawn(move || {
                     let mut cx = Cx {
                         src: HandleSrc::Owned(handle.clone()),
                         seq,
                         sse_max_queued: max_queued,
                         took_responder: false,
+                        gone: Some(gone),
                     };
                     let reply =
                         catch_unwind(AssertUnwindSafe(|| handler.call(&mut owned, &mut cx)));
@@ -678,6 +695,13 @@ impl Conn {
         Next::close_after_write()
     }
 
+    /// The client of a pending reply went away: its responder says so.
+    fn mark_gone(&mut self) {
+        if let Some(g) = self.gone.take() {
+            g.store(true, Ordering::Release);
+        }
+    }
+
     /// The SSE client went away: tell producers and drop the connection.
     fn end_stream_gone(&mut self) -> Next {
         if let State::Streaming(s) = &self.state {
@@ -733,6 +757,7 @@ impl Conn {
             Msg::Reply { seq, reply } => match &self.state {
                 State::Waiting(info) if info.seq == seq => {
                     let info = *info;
+                    self.gone = None;
                     self.on_reply(reply, info, io)
                 }
                 // A reply for a request this connection no longer waits for.
@@ -842,6 +867,7 @@ impl net::Protocol for Conn {
         if let State::Streaming(s) = &self.state {
             s.shared.closed.store(true, Ordering::Release);
         }
+        self.mark_gone();
         flush(&mut self.tally, &self.svc.metrics);
         self.svc.metrics.conn_closed();
     }
