@@ -15,6 +15,7 @@ mod context;
 mod error;
 pub mod fixtures;
 pub mod jsonrpc;
+mod pool;
 mod registry;
 mod server;
 mod session;
@@ -22,7 +23,7 @@ mod state;
 pub mod transport;
 
 pub use context::{Outbox, ToolCtx};
-pub use error::Error;
+pub use error::{Busy, Error};
 pub use registry::{
     content, Contents, ListKind, Prompt, Registry, Resource, Snapshot, Tool, ToolError, ToolResult,
 };
@@ -54,6 +55,14 @@ pub struct McpConfig {
     pub session_idle_timeout: Duration,
     /// Threads that run tool calls (tools may block). Default 32.
     pub tool_threads: usize,
+    /// Most tool calls waiting for a thread when all are busy; one more is
+    /// refused at once with -32005 (HTTP 503 + `Retry-After`) (M17). Default 256.
+    pub max_queued_calls: usize,
+    /// Most tool calls one session (or one authenticated principal's
+    /// stateless requests) may have in progress, running or waiting; one
+    /// more is refused at once with -32005 (HTTP 503 + `Retry-After`) (M17).
+    /// 0 = a quarter of `tool_threads` (at least 1). Default 0 (8 with 32 threads).
+    pub max_calls_per_session: usize,
     /// Largest MCP POST body (L4). Default 4 MiB.
     pub max_body_bytes: u64,
     /// Allowed `Host` names (any port) — DNS-rebinding protection (M2).
@@ -72,6 +81,16 @@ pub struct McpConfig {
     pub state_secret: Option<String>,
 }
 
+impl McpConfig {
+    /// `max_calls_per_session`, with 0 resolved to a quarter of `tool_threads` (at least 1).
+    pub fn calls_per_session(&self) -> usize {
+        match self.max_calls_per_session {
+            0 => (self.tool_threads / 4).max(1),
+            n => n,
+        }
+    }
+}
+
 impl Default for McpConfig {
     fn default() -> Self {
         let local = vec![
@@ -87,6 +106,8 @@ impl Default for McpConfig {
             max_sessions_per_principal: 100,
             session_idle_timeout: Duration::from_secs(30 * 60),
             tool_threads: 32,
+            max_queued_calls: 256,
+            max_calls_per_session: 0,
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: local.clone(),
             allowed_origins: local,

@@ -3,6 +3,7 @@
 use super::context::{level_index, meta, Inputs, Outbox, ToolCtx};
 use super::error::Error;
 use super::jsonrpc::{self, Message, Notification, Request, RequestId};
+use super::pool::ToolPool;
 use super::registry::{page_of, ListKind, Registry, Snapshot, ToolError, ToolResult};
 use super::session::{Session, SessionStore};
 use super::state::StateKey;
@@ -36,11 +37,26 @@ pub struct Stateless {
     pub client_caps: Value,
     /// Minimum log level index for this request.
     pub min_level: u8,
+    /// The authenticated principal (with auth on): its calls share one
+    /// `mcp.max_calls_per_session`. Set by the transport.
+    pub principal: Option<String>,
 }
 
 impl Era {
     fn is_stateless(&self) -> bool {
         matches!(self, Era::Stateless(_))
+    }
+
+    /// Who a tool call counts against for `mcp.max_calls_per_session`: its
+    /// session, or the principal of an authenticated stateless request.
+    /// Anonymous stateless requests share nothing (each is cancelled as soon
+    /// as its stream closes; a per-address share would throttle every
+    /// client behind one proxy or on one machine together).
+    fn owner(&self) -> Option<String> {
+        match self {
+            Era::Session(s) => s.as_ref().map(|s| format!("session:{}", s.id.0)),
+            Era::Stateless(st) => st.principal.as_ref().map(|p| format!("principal:{p}")),
+        }
     }
 }
 
@@ -81,6 +97,7 @@ pub fn stateless_meta(params: &Map<String, Value>) -> Result<Stateless, Error> {
         version,
         client_caps,
         min_level,
+        principal: None,
     })
 }
 
@@ -113,37 +130,6 @@ pub enum Outcome {
     Accepted,
     /// A JSON-RPC error (encoded), with the error for the transport's status choice.
     Failed(Error, String),
-}
-
-/// A pool of threads for tool calls: tools may block (waiting for a client's
-/// answer, sleeping, I/O), so they do not run on the CPU pool.
-struct ToolPool {
-    tx: crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>,
-}
-
-impl ToolPool {
-    fn new(threads: usize) -> ToolPool {
-        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("conduit-tool-{i}"))
-                .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        // A panicking tool is answered by its own catch_unwind; this keeps the thread.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a tool thread");
-            }
-        }
-        ToolPool { tx }
-    }
-
-    fn spawn(&self, job: Box<dyn FnOnce() + Send>) -> bool {
-        self.tx.send(job).is_ok()
-    }
 }
 
 /// A `subscriptions/listen` stream (2026-07-28) and what it asked for.
@@ -193,7 +179,11 @@ impl Server {
     pub fn new(cfg: McpConfig) -> Arc<Server> {
         let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout)
             .with_max_per_principal(cfg.max_sessions_per_principal);
-        let pool = ToolPool::new(cfg.tool_threads);
+        let pool = ToolPool::new(
+            cfg.tool_threads,
+            cfg.max_queued_calls,
+            cfg.calls_per_session(),
+        );
         let state_key = match &cfg.state_secret {
             Some(secret) => StateKey::from_secret(secret.as_bytes()),
             None => StateKey::random(),
@@ -592,18 +582,28 @@ impl Server {
                 .finish_call(&r.id, &name, &cx, res, era)
                 .map(Outcome::Reply);
         }
+        // Refused at once if the pool or this session's share is full
+        // (SECURITY.md M17): the transport answers with the error.
+        let permit = self.pool.admit(era.owner()).map_err(Error::Busy)?;
         let d = deferred();
         cx.out = Some(d.interim.clone());
         if let Some(s) = &cx.session {
-            s.start_call(&r.id, cancelled);
+            s.start_call(&r.id, cancelled.clone());
         }
         let server = self.clone();
         let era = era.clone();
         let id = r.id.clone();
-        let job = Box::new(move || {
-            let res =
+        let out = d.interim.clone();
+        // SECURITY.md M17: a waiting call whose client went away never runs.
+        let abandoned: super::pool::Abandoned =
+            Arc::new(move || cancelled.load(Ordering::Acquire) || out.is_abandoned());
+        let job: super::pool::Job = Box::new(move |skip| {
+            let res = if skip {
+                Err(ToolError::Cancelled)
+            } else {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tool.call(args, &cx)))
-                    .unwrap_or_else(|_| Err(ToolError::Failed(format!("tool {name} panicked"))));
+                    .unwrap_or_else(|_| Err(ToolError::Failed(format!("tool {name} panicked"))))
+            };
             if let Some(s) = &cx.session {
                 s.end_call(&id);
             }
@@ -617,9 +617,7 @@ impl Server {
                 }
             }
         });
-        if !self.pool.spawn(job) {
-            return Err(Error::Internal("tool pool stopped".into()));
-        }
+        permit.submit(abandoned, job);
         Ok(Outcome::Pending)
     }
 

@@ -2272,3 +2272,253 @@ fn head_on_the_stream_endpoints_opens_nothing() {
     let (head, _stream) = open_stream(srv.addr, &get_mcp(&[("Mcp-Session-Id", &sid)]));
     assert_sse_head(&head);
 }
+
+// ---------------------------------------------------------------------------
+// SECURITY.md M17: tool calls do not outlive their clients; the tool pool
+// is shared fairly and its queue is bounded.
+
+/// A stateless `tools/call` of `sleep` for `ms`, as raw request bytes.
+fn stateless_sleep(id: i64, ms: u64, token: Option<&str>) -> Vec<u8> {
+    let mut msg = stateless_msg(
+        id,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": ms } }),
+    );
+    if let Some(t) = token {
+        msg["params"]["_meta"]["progressToken"] = json!(t);
+    }
+    stateless_post(Some(STATELESS), Some("tools/call"), Some("sleep"), &msg)
+}
+
+/// A session call with a JSON-only `Accept`: its reply can only be plain JSON.
+fn json_only_post(sid: &str, msg: &Value) -> Vec<u8> {
+    post_mcp(
+        &[
+            ("Mcp-Session-Id", sid),
+            ("MCP-Protocol-Version", VERSION),
+            ("Accept", "application/json"),
+        ],
+        &to_body(msg),
+    )
+}
+
+/// Sends `raw` and asserts the answer comes within `limit`; returns it.
+#[track_caller]
+fn answered_within(addr: SocketAddr, raw: &[u8], limit: Duration) -> RawResponse {
+    let start = Instant::now();
+    let mut r = Reader::new(connect(addr));
+    r.send(raw);
+    assert!(
+        r.poll_for(limit),
+        "no answer within {limit:?}: the tool pool is still held"
+    );
+    let resp = r.response();
+    assert!(
+        start.elapsed() < limit,
+        "answered after {:?}",
+        start.elapsed()
+    );
+    resp
+}
+
+/// Asserts a refusal for a full server: 503, `Retry-After`, and a
+/// JSON-RPC -32005 error that names the bound (`reason`) and keeps the id.
+#[track_caller]
+fn assert_busy(resp: &RawResponse, id: i64, reason: &str) {
+    assert_eq!(resp.status, 503, "{:?} {}", resp.head, resp.body_str());
+    assert!(resp.header("retry-after").is_some(), "{:?}", resp.head);
+    let v = resp.json();
+    assert_eq!(v["id"], id, "{v}");
+    assert_eq!(code(&v), -32005, "{v}");
+    assert_eq!(v["error"]["data"]["reason"], reason, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(reason), "the message says why: {v}");
+}
+
+#[test]
+fn m17_abandoned_stateless_calls_free_the_tool_pool() {
+    // See: #13 (5). 40 calls of 60 s (more than the 32 tool threads) whose
+    // clients leave after 1 s: another call still answers within 5 s.
+    let srv = spawn_server(test_config());
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut r = Reader::new(connect(srv.addr));
+        // Half reply as plain JSON, half as an SSE stream (progress).
+        let token = format!("t{i}");
+        r.send(&stateless_sleep(i, 60_000, (i % 2 == 0).then_some(&token)));
+        clients.push(r);
+    }
+    // The scenario's own timing: the clients give up after a second.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(clients);
+    let resp = answered_within(
+        srv.addr,
+        &stateless_sleep(99, 10, None),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.status, 200, "{:?}", resp.head);
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+}
+
+#[test]
+fn m17_abandoned_session_calls_with_plain_json_replies_free_the_tool_pool() {
+    // See: #13 (5). The session era: 40 calls of 60 s over five sessions,
+    // answered as plain JSON, whose connections close after 1 s.
+    let srv = spawn_server(test_config());
+    let sessions: Vec<String> = (0..5).map(|_| initialize(srv.addr)).collect();
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&json_only_post(
+            &sessions[i % 5],
+            &sleep_call(i as i64, 60_000, None),
+        ));
+        clients.push(r);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    drop(clients);
+    let other = initialize(srv.addr);
+    let resp = answered_within(
+        srv.addr,
+        &json_only_post(&other, &sleep_call(7, 10, None)),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+    // The sessions themselves are fine.
+    for s in &sessions {
+        request(srv.addr, s, 8, "ping", json!({}));
+    }
+}
+
+#[test]
+fn m17_a_resumable_call_survives_its_connection_dropping() {
+    // See: #13 (5). A 2025-11-25 call whose reply became an SSE stream with
+    // event ids is not cancelled when its connection drops: the client may
+    // come back with Last-Event-ID, and finds the whole result.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let (head, mut sse) = open_stream(
+        srv.addr,
+        &session_post(&sid, &sleep_call(5, 500, Some("r"))),
+    );
+    assert_sse_head(&head);
+    let priming = sse.next_event().unwrap();
+    let (stream, _) = event_id(&priming);
+    let first = sse.next_event().unwrap();
+    assert!(is_progress(&first.json()), "{first:?}");
+    let last = first.id.clone().unwrap();
+    drop(sse);
+    // Come back after the call would have ended.
+    std::thread::sleep(Duration::from_millis(900));
+    let (head, mut sse) = open_stream(
+        srv.addr,
+        &get_mcp(&[
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", VERSION),
+            ("Last-Event-ID", &last),
+        ]),
+    );
+    assert_sse_head(&head);
+    let msgs: Vec<Value> = sse
+        .rest()
+        .into_iter()
+        .filter(|e| !e.data.as_deref().unwrap_or_default().is_empty())
+        .inspect(|e| assert_eq!(event_id(e).0, stream))
+        .map(|e| e.json())
+        .collect();
+    assert_eq!(
+        msgs.iter().filter(|v| is_progress(v)).count(),
+        9,
+        "{msgs:?}"
+    );
+    let last = msgs.last().unwrap();
+    assert_eq!(last["id"], 5);
+    assert_eq!(
+        last["result"]["content"][0]["text"], "slept 500 ms",
+        "{last}"
+    );
+}
+
+#[test]
+fn m17_a_session_gets_its_share_of_the_tool_pool_and_no_more() {
+    // See: #13 (5). Over `mcp.max_calls_per_session` calls in progress, a
+    // session's next call is refused at once (503, -32005); other sessions
+    // still run theirs.
+    let mut cfg = test_config();
+    cfg.mcp.max_calls_per_session = 2;
+    let srv = spawn_server(cfg);
+    let a = initialize(srv.addr);
+    let mut running = Vec::new();
+    for id in 1..=2 {
+        let (head, mut sse) = open_stream(
+            srv.addr,
+            &session_post(&a, &sleep_call(id, 3000, Some("p"))),
+        );
+        assert_sse_head(&head);
+        sse.next_event().unwrap();
+        running.push(sse);
+    }
+    let resp = answered_within(
+        srv.addr,
+        &session_post(&a, &sleep_call(3, 10, None)),
+        Duration::from_secs(2),
+    );
+    assert_busy(&resp, 3, "max_calls_per_session");
+    let b = initialize(srv.addr);
+    let r = result(
+        srv.addr,
+        &b,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": 10 } }),
+    );
+    assert_eq!(r["content"][0]["text"], "slept 10 ms");
+    // Calls that are not tool calls are not counted.
+    request(srv.addr, &a, 4, "ping", json!({}));
+    // Once one of its calls ends, the session may call again.
+    let cancel = notification("notifications/cancelled", json!({ "requestId": 1 }));
+    assert_eq!(send(srv.addr, &session_post(&a, &cancel)).status, 202);
+    running.remove(0).rest();
+    let r = result(
+        srv.addr,
+        &a,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": 10 } }),
+    );
+    assert_eq!(r["content"][0]["text"], "slept 10 ms");
+}
+
+#[test]
+fn m17_a_full_call_queue_refuses_at_once() {
+    // See: #13 (5). One tool thread, one waiting place: of two more calls,
+    // one waits and the other is refused at once (503, -32005), not left
+    // hanging.
+    let mut cfg = test_config();
+    cfg.mcp.tool_threads = 1;
+    cfg.mcp.max_queued_calls = 1;
+    let srv = spawn_server(cfg);
+    let (head, mut busy) = open_stream(srv.addr, &stateless_sleep(1, 1500, Some("busy")));
+    assert_sse_head(&head);
+    busy.next_event().unwrap();
+    let mut b = Reader::new(connect(srv.addr));
+    b.send(&stateless_sleep(2, 10, None));
+    let mut c = Reader::new(connect(srv.addr));
+    c.send(&stateless_sleep(3, 10, None));
+    let start = Instant::now();
+    let (refused, id, mut waiting) = loop {
+        if b.poll_for(Duration::from_millis(20)) {
+            break (b.response(), 2, c);
+        }
+        if c.poll_for(Duration::from_millis(20)) {
+            break (c.response(), 3, b);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "neither was refused"
+        );
+    };
+    assert_busy(&refused, id, "max_queued_calls");
+    // The waiting call runs once the thread is free.
+    let resp = waiting.response();
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+    assert_eq!(busy.rest().len(), 10, "the running call finished normally");
+}

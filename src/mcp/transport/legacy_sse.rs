@@ -129,4 +129,9 @@ impl Outbox for SessionOut {
     fn send(&self, json: String) -> bool {
         self.0.notify(json)
     }
+
+    fn is_abandoned(&self) -> bool {
+        // The one stream is gone, and the 2024-11-05 transport cannot resume it.
+        !self.0.has_live_standalone()
+    }
 }

@@ -339,4 +339,16 @@ impl Outbox for CallSink {
     fn is_open(&self) -> bool {
         lock(&self.stream).as_ref().is_none_or(|s| s.is_attached())
     }
+
+    fn is_abandoned(&self) -> bool {
+        let stream = lock(&self.stream);
+        match stream.as_ref() {
+            // Still a plain reply: abandoned once its connection is gone.
+            None => lock(&self.responder)
+                .as_ref()
+                .is_some_and(|r| r.is_closed()),
+            // Without event ids the client cannot resume: gone is gone.
+            Some(s) => self.framing != Framing::Resumable && !s.is_attached(),
+        }
+    }
 }
