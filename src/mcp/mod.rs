@@ -46,13 +46,21 @@ pub struct McpConfig {
     pub server_name: String,
     /// `instructions` sent to clients, if any.
     pub instructions: Option<String>,
-    /// Most sessions at once; `initialize` beyond it is refused. Default 1000.
+    /// Most sessions at once; at the cap the least recently used idle
+    /// session (no open stream, no running call) is evicted to make room,
+    /// and `initialize` is refused (-32005, HTTP 503 + `Retry-After`) only
+    /// if every session is busy (M18). Default 1000.
     pub max_sessions: usize,
-    /// Most sessions one authenticated principal may hold (M6). Default 100.
+    /// Most sessions one authenticated principal may hold (M6); at the cap
+    /// its own least recently used idle session makes room. Default 100.
     pub max_sessions_per_principal: usize,
     /// A session unused this long (and with no open stream or running call) expires. Default 30 min.
     #[serde(with = "duration_ms", rename = "session_idle_timeout_ms")]
     pub session_idle_timeout: Duration,
+    /// A session whose client makes no request (and opens no stream) after
+    /// `initialize` expires this soon (M18). Default 60 s.
+    #[serde(with = "duration_ms", rename = "unused_session_timeout_ms")]
+    pub unused_session_timeout: Duration,
     /// Threads that run tool calls (tools may block). Default 32.
     pub tool_threads: usize,
     /// Most tool calls waiting for a thread when all are busy; one more is
@@ -105,6 +113,7 @@ impl Default for McpConfig {
             max_sessions: 1000,
             max_sessions_per_principal: 100,
             session_idle_timeout: Duration::from_secs(30 * 60),
+            unused_session_timeout: Duration::from_secs(60),
             tool_threads: 32,
             max_queued_calls: 256,
             max_calls_per_session: 0,

@@ -177,8 +177,12 @@ fn str_param<'a>(p: &'a Map<String, Value>, k: &str) -> Result<&'a str, Error> {
 impl Server {
     /// A server with an empty registry.
     pub fn new(cfg: McpConfig) -> Arc<Server> {
-        let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout)
-            .with_max_per_principal(cfg.max_sessions_per_principal);
+        let sessions = SessionStore::new(
+            cfg.max_sessions,
+            cfg.session_idle_timeout,
+            cfg.unused_session_timeout,
+        )
+        .with_max_per_principal(cfg.max_sessions_per_principal);
         let pool = ToolPool::new(
             cfg.tool_threads,
             cfg.max_queued_calls,
@@ -397,7 +401,7 @@ impl Server {
         let session = self
             .sessions
             .create(Session::new(version, caps, info, legacy).with_principal(principal))
-            .map_err(|_| Error::Internal("too many sessions; try again later".into()))?;
+            .map_err(Error::Busy)?;
         let enc = self.initialize_result(r, version);
         Ok((session, enc))
     }
@@ -423,6 +427,9 @@ impl Server {
             if st.version != STATELESS_VERSION {
                 return Err(Error::UnsupportedVersion(st.version.clone()));
             }
+        }
+        if let Era::Session(Some(s)) = era {
+            s.mark_used();
         }
         let snap = self.registry.snapshot();
         let id = &r.id;

@@ -1475,31 +1475,118 @@ fn a_client_vanishing_mid_call_does_not_disturb_other_sessions() {
 }
 
 #[test]
-fn sessions_beyond_max_sessions_are_refused_and_existing_ones_keep_working() {
+fn m18_at_max_sessions_the_least_recently_used_idle_session_makes_room() {
+    // See: #13 (6). At the cap the least recently used idle session is
+    // evicted; only when every session is busy (an open stream, a running
+    // call) is a new one refused: 503, Retry-After, and a JSON-RPC error
+    // that says why.
     let mut cfg = test_config();
     cfg.mcp.max_sessions = 2;
     let srv = spawn_server(cfg);
     let a = initialize(srv.addr);
     let b = initialize(srv.addr);
+    request(srv.addr, &a, 2, "ping", json!({}));
+    let c = initialize(srv.addr);
+    let resp = send(srv.addr, &session_post(&b, &rpc(3, "ping", json!({}))));
+    assert_eq!(
+        resp.status, 404,
+        "b was the least recently used: {:?}",
+        resp.head
+    );
+    request(srv.addr, &a, 4, "ping", json!({}));
+    request(srv.addr, &c, 5, "ping", json!({}));
+    // Both sessions busy: their GET streams are open.
+    let streams: Vec<SseReader> = [&a, &c]
+        .iter()
+        .map(|sid| {
+            let (head, sse) = open_stream(
+                srv.addr,
+                &get_mcp(&[("Mcp-Session-Id", sid), ("MCP-Protocol-Version", VERSION)]),
+            );
+            assert_sse_head(&head);
+            sse
+        })
+        .collect();
     let resp = send(srv.addr, &post_mcp(&[], &to_body(&init_msg(VERSION))));
-    assert!(resp.status >= 400, "a third session: {:?}", resp.head);
+    assert_busy(&resp, 1, "max_sessions");
     assert!(resp.header("mcp-session-id").is_none());
-    let v = resp.json();
-    assert_eq!(v["id"], 1, "{v}");
-    assert!(v["error"]["code"].is_i64(), "{v}");
     // A legacy stream is a session too.
     let resp = send(srv.addr, &http_request("GET", "/mcp/sse", &[], b""));
     assert_eq!(resp.status, 503, "{:?}", resp.head);
-    request(srv.addr, &a, 2, "ping", json!({}));
-    request(srv.addr, &b, 3, "ping", json!({}));
-    // Ending one makes room.
-    let resp = send(
-        srv.addr,
-        &http_request("DELETE", "/mcp", &[("Mcp-Session-Id", &a)], b""),
+    assert!(resp.header("retry-after").is_some(), "{:?}", resp.head);
+    request(srv.addr, &a, 6, "ping", json!({}));
+    request(srv.addr, &c, 7, "ping", json!({}));
+    // A stream closing makes its session idle, and so evictable.
+    drop(streams);
+    let d = wait_for(
+        Duration::from_secs(3),
+        "a session once a stream closed",
+        || {
+            let resp = send(srv.addr, &post_mcp(&[], &to_body(&init_msg(VERSION))));
+            match resp.header("mcp-session-id") {
+                Some(sid) => Ok(sid.to_string()),
+                None => Err(resp.status),
+            }
+        },
     );
-    assert!((200..300).contains(&resp.status));
-    let c = initialize(srv.addr);
-    request(srv.addr, &c, 4, "ping", json!({}));
+    request(srv.addr, &d, 8, "ping", json!({}));
+}
+
+#[test]
+fn m18_an_anonymous_initialize_flood_cannot_fill_the_session_table() {
+    // See: #13 (6). 1,100 anonymous initializes against the default cap of
+    // 1,000: every one gets a session, and so does the next real client,
+    // which can call a tool.
+    let srv = spawn_server(test_config());
+    let init = post_mcp(&[], &to_body(&init_msg(VERSION)));
+    let mut r = Reader::new(connect(srv.addr));
+    let mut first = None;
+    for i in 0..1100 {
+        r.send(&init);
+        let resp = r.response();
+        assert_eq!(
+            resp.status,
+            200,
+            "initialize {i}: {:?} {}",
+            resp.head,
+            resp.body_str()
+        );
+        if first.is_none() {
+            first = resp.header("mcp-session-id").map(str::to_string);
+        }
+        if resp.closes() {
+            r = Reader::new(connect(srv.addr));
+        }
+    }
+    let sid = initialize(srv.addr);
+    let v = result(
+        srv.addr,
+        &sid,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "text": "in" } }),
+    );
+    assert_eq!(v["content"][0]["text"], "in");
+    // The oldest flood session made room.
+    let first = first.unwrap();
+    let resp = send(srv.addr, &session_post(&first, &rpc(2, "ping", json!({}))));
+    assert_eq!(resp.status, 404, "{:?}", resp.head);
+}
+
+#[test]
+fn m18_a_session_never_used_after_initialize_expires_soon() {
+    // See: #13 (6). A session whose client makes no request after
+    // `initialize` lives `mcp.unused_session_timeout_ms`, not the idle timeout.
+    let mut cfg = test_config();
+    cfg.mcp.unused_session_timeout = Duration::from_millis(200);
+    let srv = spawn_server(cfg);
+    let unused = initialize(srv.addr);
+    let used = initialize(srv.addr);
+    request(srv.addr, &used, 1, "ping", json!({}));
+    // The subject of the test is time passing.
+    std::thread::sleep(Duration::from_millis(400));
+    let resp = send(srv.addr, &session_post(&unused, &rpc(2, "ping", json!({}))));
+    assert_eq!(resp.status, 404, "unused session: {:?}", resp.head);
+    request(srv.addr, &used, 3, "ping", json!({}));
 }
 
 // ---------------------------------------------------------------------------

@@ -55,6 +55,16 @@ pub(crate) fn http_error(status: u16, code: i64, message: &str) -> Response {
     )
 }
 
+/// 503 for a full server (SECURITY.md M18): a JSON-RPC error (null id)
+/// saying which bound was met, and `Retry-After`.
+pub(crate) fn busy_error(b: super::Busy) -> Response {
+    let e = super::Error::Busy(b);
+    Response::json(503, jsonrpc::encode_error(None, &e.to_object(false))).header(
+        "Retry-After",
+        super::error::BUSY_RETRY_AFTER_SECS.to_string(),
+    )
+}
+
 /// The host part of an authority or origin (`[::1]` keeps its brackets), lowercased.
 fn host_of(authority: &str) -> String {
     let a = authority.trim();

@@ -217,6 +217,11 @@ impl SessionStreams {
         self.streams.get(&id).cloned()
     }
 
+    /// True while a client connection is attached to any of the streams.
+    pub(crate) fn any_attached(&self) -> bool {
+        self.streams.values().any(|s| s.is_attached())
+    }
+
     pub(crate) fn close_all(&mut self) {
         for s in self.streams.values() {
             s.finish();

@@ -521,6 +521,7 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
         // RFC 9110 §9.3.2: the head a GET would get; no stream is opened.
         return Reply::Sse(cx.sse().0);
     }
+    session.mark_used();
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
         let found = match session.transport.lock() {
