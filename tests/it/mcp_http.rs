@@ -2609,3 +2609,31 @@ fn m17_a_full_call_queue_refuses_at_once() {
     assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
     assert_eq!(busy.rest().len(), 10, "the running call finished normally");
 }
+
+// ---------------------------------------------------------------------------
+// #13 (9): smaller MCP defects.
+
+#[test]
+fn a_tool_output_that_fails_its_output_schema_is_an_is_error_result() {
+    // See: #13 (9a). 1.7e308 + 1.7e308 overflows to infinity, which JSON
+    // cannot carry: the tool failed, and says so in an `isError` result,
+    // in both eras; it is not a JSON-RPC error.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let args = json!({ "name": "add", "arguments": { "a": 1.7e308, "b": 1.7e308 } });
+    let r = result(srv.addr, &sid, "tools/call", args.clone());
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(r.get("structuredContent").is_none(), "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("output schema"), "{r}");
+    let msg = stateless_msg(2, "tools/call", args);
+    let resp = send(
+        srv.addr,
+        &stateless_post(Some(STATELESS), Some("tools/call"), Some("add"), &msg),
+    );
+    assert_eq!(resp.status, 200, "{:?}", resp.head);
+    let v = resp.json();
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+}
