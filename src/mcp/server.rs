@@ -350,11 +350,7 @@ impl Server {
         match n.method.as_str() {
             "notifications/initialized" => s.initialized.store(true, Ordering::Release),
             "notifications/cancelled" => {
-                if let Some(id) = n.params.get("requestId").cloned().and_then(|v| match v {
-                    Value::Number(n) => Some(RequestId::Number(n)),
-                    Value::String(s) => Some(RequestId::String(s)),
-                    _ => None,
-                }) {
+                if let Some(id) = n.params.get("requestId").and_then(RequestId::from_value) {
                     s.cancel(&id);
                 }
             }

@@ -2637,3 +2637,57 @@ fn a_tool_output_that_fails_its_output_schema_is_an_is_error_result() {
     assert_eq!(v["result"]["isError"], true, "{v}");
     assert_eq!(v["result"]["resultType"], "complete", "{v}");
 }
+
+#[test]
+fn request_ids_beyond_f64_round_trip_exactly() {
+    // See: #13 (9b). `1e400` and a 30-digit integer were -32700; ids are
+    // echoed as the exact text they arrived as, on every reply path.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    for id in ["1e400", "123456789012345678901234567890", "1.50"] {
+        let bodies = [
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"nope"}}"#),
+            // A deferred reply, from the tool pool.
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"sleep","arguments":{{"ms":1}}}}}}"#
+            ),
+        ];
+        for body in &bodies {
+            let resp = send(
+                srv.addr,
+                &post_mcp(
+                    &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", VERSION)],
+                    body.as_bytes(),
+                ),
+            );
+            assert_eq!(resp.status, 200, "{body}: {:?}", resp.head);
+            let text = resp.body_str();
+            assert!(
+                text.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"#)),
+                "{body} → {text}"
+            );
+        }
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS}","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        let resp = send(
+            srv.addr,
+            &post_mcp(
+                &[
+                    ("MCP-Protocol-Version", STATELESS),
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "echo"),
+                ],
+                body.as_bytes(),
+            ),
+        );
+        assert_eq!(resp.status, 200, "{:?} {}", resp.head, resp.body_str());
+        assert!(
+            resp.body_str()
+                .starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"#)),
+            "{}",
+            resp.body_str()
+        );
+    }
+}
