@@ -106,8 +106,8 @@ pub struct Conn {
     /// During a drain, when an idle connection is closed if no request has
     /// come (`drain_idle_grace`).
     drain_idle_until: Option<Instant>,
-    /// The request being read belongs to a route with JSON error bodies.
-    json_errors: bool,
+    /// The error body builder of the route of the request being read.
+    error_body: Option<super::router::ErrorBody>,
     /// What the responses of one batch share, taken lazily.
     batch: Option<Batch>,
     /// Requests answered but not yet counted in the metrics.
@@ -162,7 +162,7 @@ impl Conn {
             seq: 0,
             shutting_down: false,
             drain_idle_until: None,
-            json_errors: false,
+            error_body: None,
             batch: None,
             tally: Tally::default(),
             gone: None,
@@ -244,7 +244,7 @@ impl Conn {
 
     /// Parses a head from `rbuf` and starts handling its request.
     fn start_request(&mut self, io: &mut Io<'_, Msg>) -> Step {
-        self.json_errors = false;
+        self.error_body = None;
         let (head, path) = match parse_head(io.rbuf, &self.svc.limits) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -270,7 +270,7 @@ impl Conn {
         let mut params = Vec::new();
         let (target, fixed) = match self.svc.router.find(head.method, path, &mut params) {
             Match::Found(r) => {
-                self.json_errors = r.json_errors;
+                self.error_body = r.error_body;
                 let open = r.public || self.svc.guard.is_none();
                 (Target::Route(r.index), r.fixed.filter(|_| open))
             }
@@ -669,11 +669,9 @@ impl Conn {
     fn fail_with(&mut self, e: ParseError, head_only: bool, io: &mut Io<'_, Msg>) -> Next {
         self.count(None, e.status(), Duration::ZERO);
         tracing::debug!(error = %e, status = e.status(), "rejected request");
-        let resp = if self.json_errors {
-            let body = serde_json::json!({ "error": e.to_string() }).to_string();
-            Response::json(e.status(), body)
-        } else {
-            Response::text(e.status(), format!("{e}\n"))
+        let resp = match self.error_body {
+            Some(body) => body(e.status(), &e.to_string()),
+            None => Response::text(e.status(), format!("{e}\n")),
         };
         self.close_with(&resp, head_only, io)
     }
