@@ -2691,3 +2691,62 @@ fn request_ids_beyond_f64_round_trip_exactly() {
         );
     }
 }
+
+#[test]
+fn an_oversized_body_gets_a_json_rpc_error_body() {
+    // See: #13 (9c). The http layer refuses a body over mcp.max_body_bytes
+    // before the handler runs; its 413 is a JSON-RPC error (null id) like
+    // every other MCP error, not plain text.
+    let srv = spawn_server(test_config());
+    let over = 4 * 1024 * 1024 + 1;
+    for (what, raw) in [
+        (
+            "Content-Length",
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Accept: {ACCEPT}\r\nContent-Length: {over}\r\n\r\n"
+            ),
+        ),
+        (
+            "chunked",
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n{over:x}\r\n{{"
+            ),
+        ),
+        (
+            "legacy",
+            format!(
+                "POST /mcp?sessionId=0123456789abcdef0123456789abcdef HTTP/1.1\r\n\
+                 Host: localhost\r\nContent-Type: application/json\r\nContent-Length: {over}\r\n\r\n"
+            ),
+        ),
+    ] {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(raw.as_bytes());
+        let resp = r.expect_error_close(413, what);
+        assert_json(&resp);
+        let v = resp.json();
+        assert_eq!(v["jsonrpc"], "2.0", "{what}: {v}");
+        assert!(v["id"].is_null(), "{what}: {v}");
+        assert_eq!(code(&v), -32600, "{what}: {v}");
+        assert!(v["error"]["message"].is_string(), "{what}: {v}");
+    }
+    // Other routes keep their own error bodies.
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(
+        format!(
+            "POST /json HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            5 << 20
+        )
+        .as_bytes(),
+    );
+    let resp = r.expect_error_close(413, "/json");
+    assert!(
+        resp.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain"),
+        "{:?}",
+        resp.head
+    );
+}

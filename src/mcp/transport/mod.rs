@@ -45,6 +45,21 @@ pub fn routes(router: &mut Router, server: Arc<super::Server>) {
         Mode::Inline,
         move |req: &mut Request, cx: &mut crate::http::Cx<'_>| legacy_sse::open(&s, req, cx),
     );
+    // The http layer's own refusals (413 over mcp.max_body_bytes, 408,
+    // broken chunked framing) are JSON-RPC errors too, like every other.
+    router.error_bodies("/mcp", http_layer_error);
+}
+
+/// A JSON-RPC error (null id: the request was never read) for an error the
+/// http layer answers itself, keeping its status.
+fn http_layer_error(status: u16, reason: &str) -> Response {
+    let code = if status >= 500 {
+        jsonrpc::INTERNAL_ERROR
+    } else {
+        jsonrpc::INVALID_REQUEST
+    };
+    let message = format!("{}: {reason}", crate::http::response::reason(status));
+    http_error(status, code, &message)
 }
 
 /// An HTTP error whose body is a JSON-RPC error with a null id.
