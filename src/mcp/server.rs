@@ -392,6 +392,7 @@ impl Server {
         legacy: bool,
         principal: Option<String>,
     ) -> Result<(Arc<Session>, String), Error> {
+        check_initialize(r)?;
         let version = Self::negotiate(r);
         let (caps, info) = client_of(r);
         let session = self
@@ -402,8 +403,12 @@ impl Server {
         Ok((session, enc))
     }
 
-    /// `initialize` on a legacy HTTP+SSE session, which exists from the moment its stream opened.
+    /// `initialize` on a legacy HTTP+SSE session, which exists from the
+    /// moment its stream opened: the encoded result, or the encoded error.
     pub fn initialize_existing(&self, session: &Session, r: &Request) -> String {
+        if let Err(e) = check_initialize(r) {
+            return jsonrpc::encode_error(Some(&r.id), &e.to_object(false));
+        }
         let (caps, info) = client_of(r);
         session.set_client(caps, info);
         self.initialize_result(r, Self::negotiate(r))
@@ -710,6 +715,28 @@ impl Server {
         }
         Ok(jsonrpc::encode_result(id, &v))
     }
+}
+
+/// `initialize` params must carry what the schema requires
+/// (`InitializeRequestParams`): `protocolVersion`, `capabilities` and
+/// `clientInfo`; without them it is -32602, not a session on guesses.
+fn check_initialize(r: &Request) -> Result<(), Error> {
+    let p = &r.params;
+    let missing = |what: &str| {
+        Err(Error::InvalidParams(format!(
+            "initialize: params.{what} is required"
+        )))
+    };
+    if !p.get("protocolVersion").is_some_and(Value::is_string) {
+        return missing("protocolVersion (a string)");
+    }
+    if !p.get("capabilities").is_some_and(Value::is_object) {
+        return missing("capabilities (an object)");
+    }
+    if !p.get("clientInfo").is_some_and(Value::is_object) {
+        return missing("clientInfo (an object)");
+    }
+    Ok(())
 }
 
 /// An `initialize` request's client capabilities and `clientInfo`.

@@ -2750,3 +2750,50 @@ fn an_oversized_body_gets_a_json_rpc_error_body() {
         resp.head
     );
 }
+
+#[test]
+fn initialize_without_its_required_params_is_invalid_params() {
+    // See: #13 (9d). `initialize` with no params (or without
+    // protocolVersion, capabilities or clientInfo) is -32602, and opens no
+    // session.
+    let srv = spawn_server(test_config());
+    let full = json!({
+        "protocolVersion": VERSION,
+        "capabilities": {},
+        "clientInfo": { "name": "it", "version": "0" }
+    });
+    let mut bad = vec![json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize" })];
+    for drop_key in ["protocolVersion", "capabilities", "clientInfo"] {
+        let mut p = full.clone();
+        p.as_object_mut().unwrap().remove(drop_key);
+        bad.push(rpc(1, "initialize", p));
+    }
+    let mut p = full.clone();
+    p["capabilities"] = json!("all");
+    bad.push(rpc(1, "initialize", p));
+    for msg in &bad {
+        let resp = send(srv.addr, &post_mcp(&[], &to_body(msg)));
+        assert_eq!(resp.status, 200, "{msg}: {:?}", resp.head);
+        assert!(
+            resp.header("mcp-session-id").is_none(),
+            "{msg}: {:?}",
+            resp.head
+        );
+        let v = resp.json();
+        assert_eq!(v["id"], 1, "{v}");
+        assert_eq!(code(&v), -32602, "{msg}: {v}");
+    }
+    assert_eq!(
+        send(
+            srv.addr,
+            &post_mcp(&[], &to_body(&rpc(1, "initialize", full)))
+        )
+        .status,
+        200
+    );
+    // The legacy transport answers on its stream.
+    let (mut sse, path) = open_legacy(srv.addr);
+    let resp = send(srv.addr, &legacy_post(&path, &bad[0]));
+    assert_eq!(resp.status, 202, "{:?}", resp.head);
+    assert_eq!(code(&legacy_message(&mut sse)), -32602);
+}

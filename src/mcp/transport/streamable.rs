@@ -222,11 +222,10 @@ fn post_session(
             return match server.initialize(r, false, req.principal().map(str::to_string)) {
                 Ok((s, body)) if json_ok => json_reply(200, body, Some(&s.id.0)),
                 Ok((s, body)) => sse_reply(cx, body, Some(&s.id.0)),
-                Err(e) => error_reply(
-                    503,
-                    jsonrpc::encode_error(Some(&r.id), &e.to_object(false)),
-                    &e,
-                ),
+                Err(e) => {
+                    let body = jsonrpc::encode_error(Some(&r.id), &e.to_object(false));
+                    finish(Outcome::Failed(e, body), cx, json_ok, session_status)
+                }
             };
         }
     }
