@@ -443,6 +443,14 @@ impl Server {
             }
             Ok(ok(id, &v))
         };
+        // 2026-07-28 caching hints: stateless results only.
+        let cached = |v: Value| {
+            if stateless.is_some() {
+                with_cache_hints(v)
+            } else {
+                v
+            }
+        };
         match r.method.as_str() {
             "initialize" => match era {
                 Era::Session(_) => {
@@ -475,16 +483,16 @@ impl Server {
                 }
                 done(with_cache_hints(v.clone()))
             }
-            "resources/list" => done(with_cache_hints(
+            "resources/list" => done(cached(
                 snap.resources_page(page_of(r.params.get("cursor"))?)?,
             )),
-            "resources/templates/list" => done(with_cache_hints(
+            "resources/templates/list" => done(cached(
                 snap.templates_page(page_of(r.params.get("cursor"))?)?,
             )),
             "resources/read" => {
                 let uri = str_param(&r.params, "uri")?;
                 let contents: Vec<Value> = snap.read(uri)?.iter().map(|c| c.to_value()).collect();
-                done(with_cache_hints(json!({ "contents": contents })))
+                done(cached(json!({ "contents": contents })))
             }
             "resources/subscribe" | "resources/unsubscribe" if stateless.is_none() => {
                 let uri = str_param(&r.params, "uri")?;
@@ -501,9 +509,7 @@ impl Server {
                 }
                 Ok(ok(id, &json!({})))
             }
-            "prompts/list" => done(with_cache_hints(
-                snap.prompts_page(page_of(r.params.get("cursor"))?)?,
-            )),
+            "prompts/list" => done(cached(snap.prompts_page(page_of(r.params.get("cursor"))?)?)),
             "prompts/get" => {
                 let name = str_param(&r.params, "name")?.to_string();
                 let empty = Map::new();

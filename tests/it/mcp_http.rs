@@ -2797,3 +2797,38 @@ fn initialize_without_its_required_params_is_invalid_params() {
     assert_eq!(resp.status, 202, "{:?}", resp.head);
     assert_eq!(code(&legacy_message(&mut sse)), -32602);
 }
+
+#[test]
+fn caching_hints_appear_only_in_stateless_results() {
+    // See: #13 (9e). `ttlMs`/`cacheScope` (and `resultType`) belong to the
+    // 2026-07-28 era; session-era results do not carry them.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let calls = [
+        ("tools/list", json!({}), None),
+        ("resources/list", json!({}), None),
+        ("resources/templates/list", json!({}), None),
+        (
+            "resources/read",
+            json!({ "uri": "conduit://readme" }),
+            Some("conduit://readme"),
+        ),
+        ("prompts/list", json!({}), None),
+    ];
+    for (method, params, name) in &calls {
+        let r = result(srv.addr, &sid, method, params.clone());
+        for key in ["ttlMs", "cacheScope", "resultType"] {
+            assert!(r.get(key).is_none(), "session {method}: {key} in {r}");
+        }
+        let msg = stateless_msg(3, method, params.clone());
+        let v = send(
+            srv.addr,
+            &stateless_post(Some(STATELESS), Some(method), *name, &msg),
+        )
+        .json();
+        let r = &v["result"];
+        assert!(r.get("ttlMs").is_some(), "stateless {method}: {v}");
+        assert!(r.get("cacheScope").is_some(), "stateless {method}: {v}");
+        assert_eq!(r["resultType"], "complete", "stateless {method}: {v}");
+    }
+}
