@@ -87,6 +87,10 @@ pub struct McpConfig {
     pub fixtures: Option<String>,
     /// Secret for signing stateless `requestState` (share it across replicas). Default: random per process.
     pub state_secret: Option<String>,
+    /// How long a stateless `requestState` stays valid; a retry with an
+    /// older one gets -32602, as a tampered one does. Default 10 min.
+    #[serde(with = "duration_ms", rename = "request_state_ttl_ms")]
+    pub request_state_ttl: Duration,
 }
 
 impl McpConfig {
@@ -124,6 +128,7 @@ impl Default for McpConfig {
             replay_events: 256,
             fixtures: None,
             state_secret: None,
+            request_state_ttl: state::DEFAULT_STATE_TTL,
         }
     }
 }

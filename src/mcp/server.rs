@@ -191,7 +191,8 @@ impl Server {
         let state_key = match &cfg.state_secret {
             Some(secret) => StateKey::from_secret(secret.as_bytes()),
             None => StateKey::random(),
-        };
+        }
+        .with_ttl(cfg.request_state_ttl);
         let s = Arc::new(Server {
             registry: Registry::default(),
             sessions,

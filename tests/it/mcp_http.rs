@@ -2832,3 +2832,60 @@ fn caching_hints_appear_only_in_stateless_results() {
         assert_eq!(r["resultType"], "complete", "stateless {method}: {v}");
     }
 }
+
+#[test]
+fn an_expired_request_state_is_refused_like_a_tampered_one() {
+    // See: #13 (9f). `requestState` carries a signed expiry
+    // (`mcp.request_state_ttl_ms`); a retry with an expired one gets the
+    // same -32602 as a tampered one, and a fresh one still works.
+    let mut cfg = test_config();
+    cfg.mcp.fixtures = Some("conformance".into());
+    cfg.mcp.request_state_ttl = Duration::from_millis(300);
+    let srv = spawn_server(cfg);
+    let tool = "test_input_required_result_request_state";
+    let call = |id: i64, extra: Value| {
+        let mut params = json!({ "name": tool, "arguments": {} });
+        for (k, v) in extra.as_object().unwrap() {
+            params[k] = v.clone();
+        }
+        let mut msg = stateless_msg(id, "tools/call", params);
+        msg["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            json!({ "elicitation": {} });
+        let resp = send(
+            srv.addr,
+            &stateless_post(Some(STATELESS), Some("tools/call"), Some(tool), &msg),
+        );
+        resp.json()
+    };
+    let answer = json!({ "confirm": { "action": "accept", "content": { "ok": true } } });
+    let first_state = |id: i64| {
+        let v = call(id, json!({}));
+        assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+        v["result"]["requestState"].as_str().unwrap().to_string()
+    };
+    // Within its lifetime the state round-trips.
+    let state = first_state(1);
+    let v = call(
+        2,
+        json!({ "requestState": state, "inputResponses": answer }),
+    );
+    assert_eq!(
+        v["result"]["content"][0]["text"], "Confirmed: state-ok",
+        "{v}"
+    );
+    // Past it, the same retry is refused.
+    let state = first_state(3);
+    std::thread::sleep(Duration::from_millis(500));
+    let expired = call(
+        4,
+        json!({ "requestState": state, "inputResponses": answer }),
+    );
+    assert_eq!(code(&expired), -32602, "{expired}");
+    let mut tampered_state = state.clone();
+    tampered_state.insert(0, 'x');
+    let tampered = call(
+        4,
+        json!({ "requestState": tampered_state, "inputResponses": answer }),
+    );
+    assert_eq!(expired["error"], tampered["error"], "one error for both");
+}
