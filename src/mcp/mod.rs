@@ -69,6 +69,7 @@ pub struct McpConfig {
     /// Most tool calls one session (or one authenticated principal's
     /// stateless requests) may have in progress, running or waiting; one
     /// more is refused at once with -32005 (HTTP 503 + `Retry-After`) (M17).
+    /// stdio's single client is not limited.
     /// 0 = a quarter of `tool_threads` (at least 1). Default 0 (8 with 32 threads).
     pub max_calls_per_session: usize,
     /// Largest MCP POST body (L4). Default 4 MiB.

@@ -51,10 +51,14 @@ impl Era {
     /// session, or the principal of an authenticated stateless request.
     /// Anonymous stateless requests share nothing (each is cancelled as soon
     /// as its stream closes; a per-address share would throttle every
-    /// client behind one proxy or on one machine together).
+    /// client behind one proxy or on one machine together), and neither
+    /// does stdio's one client.
     fn owner(&self) -> Option<String> {
         match self {
-            Era::Session(s) => s.as_ref().map(|s| format!("session:{}", s.id.0)),
+            Era::Session(s) => s
+                .as_ref()
+                .filter(|s| !s.is_sole_client())
+                .map(|s| format!("session:{}", s.id.0)),
             Era::Stateless(st) => st.principal.as_ref().map(|p| format!("principal:{p}")),
         }
     }

@@ -55,6 +55,8 @@ pub struct Session {
     created: Instant,
     /// The client has made a request (or opened a stream) since `initialize`.
     used: AtomicBool,
+    /// The server's only client (stdio): no share of the tool pool applies.
+    sole: AtomicBool,
     pub(crate) initialized: AtomicBool,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
     pending: Mutex<HashMap<RequestId, Sender<Reply>>>,
@@ -93,6 +95,7 @@ impl Session {
             last_used: Mutex::new(Instant::now()),
             created: Instant::now(),
             used: AtomicBool::new(false),
+            sole: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             subscriptions: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
@@ -143,6 +146,17 @@ impl Session {
     /// session: it is no longer subject to `mcp.unused_session_timeout_ms`.
     pub(crate) fn mark_used(&self) {
         self.used.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the session as the server's only client (stdio), which shares
+    /// the tool pool with no one.
+    pub(crate) fn set_sole_client(&self) {
+        self.sole.store(true, Ordering::Relaxed);
+    }
+
+    /// True for the server's only client (see [`Session::set_sole_client`]).
+    pub(crate) fn is_sole_client(&self) -> bool {
+        self.sole.load(Ordering::Relaxed)
     }
 
     /// In use: a stream is open, a call runs, or a request of ours awaits
