@@ -165,7 +165,8 @@ impl Responder {
         let Some(h) = self.handle.clone() else {
             return Err(net::SendError);
         };
-        let (stream, tx) = SseStream::new(h, self.seq, self.sse_max_queued);
+        let (stream, tx) =
+            SseStream::answering(h, self.seq, self.sse_max_queued, Some(self.gone.clone()));
         self.send(Reply::Sse(stream.with_head(extra)))?;
         Ok(tx)
     }

@@ -35,6 +35,18 @@ impl SseStream {
         seq: u32,
         max_queued: usize,
     ) -> (SseStream, SseSender) {
+        SseStream::answering(handle, seq, max_queued, None)
+    }
+
+    /// A stream that answers a pending request whose client may already be
+    /// gone: `gone` is its responder's flag, so a stream started after the
+    /// connection closed is closed for its senders from the start.
+    pub(crate) fn answering(
+        handle: net::Handle<Msg>,
+        seq: u32,
+        max_queued: usize,
+        gone: Option<Arc<AtomicBool>>,
+    ) -> (SseStream, SseSender) {
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
@@ -55,6 +67,7 @@ impl SseStream {
                 seq,
                 shared,
                 max_queued,
+                gone,
             },
         )
     }
@@ -116,6 +129,8 @@ pub struct SseSender {
     seq: u32,
     shared: Arc<Shared>,
     max_queued: usize,
+    /// The responder's flag, for a stream that answers a pending request.
+    gone: Option<Arc<AtomicBool>>,
 }
 
 impl Clone for SseSender {
@@ -126,6 +141,7 @@ impl Clone for SseSender {
             seq: self.seq,
             shared: self.shared.clone(),
             max_queued: self.max_queued,
+            gone: self.gone.clone(),
         }
     }
 }
@@ -197,6 +213,10 @@ impl SseSender {
     /// True once the client has gone or the stream has ended: stop producing.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+            || self
+                .gone
+                .as_ref()
+                .is_some_and(|g| g.load(Ordering::Acquire))
     }
 }
 

@@ -262,3 +262,40 @@ fn a_deferred_reply_learns_that_its_client_went_away() {
         assert_eq!(rx.recv_timeout(wait), Ok(false), "{path}: pipelined");
     }
 }
+
+#[test]
+fn a_stream_started_for_a_client_that_already_left_is_closed_at_once() {
+    // See: #13 (5). A deferred reply that turns into an SSE stream after its
+    // client left: the stream's senders see it closed from the start, so a
+    // producer does not stream into the void.
+    use conduit::http::{Cx, Method, Mode, Reply, Request, Response};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = spawn_server_with(test_config(), move |r| {
+        let tx = tx.lock().unwrap().clone();
+        r.route(
+            Method::Get,
+            "/later-sse",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let resp = cx.responder();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                    while !resp.is_closed() && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let closed = resp
+                        .sse(Response::new(200))
+                        .map_or(true, |sender| sender.is_closed());
+                    let _ = tx.send(closed);
+                });
+                Reply::Later
+            },
+        );
+    });
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get("/later-sse"));
+    drop(r);
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+}
