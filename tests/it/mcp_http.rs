@@ -2889,3 +2889,29 @@ fn an_expired_request_state_is_refused_like_a_tampered_one() {
     );
     assert_eq!(expired["error"], tampered["error"], "one error for both");
 }
+
+#[test]
+fn m17_a_legacy_call_is_cancelled_when_its_stream_closes() {
+    // See: #13 (5). On the 2024-11-05 HTTP+SSE transport the reply can only
+    // travel on the session's stream, which cannot be resumed: once it
+    // closes, the call is cancelled and its tool thread freed.
+    let mut cfg = test_config();
+    cfg.mcp.tool_threads = 1;
+    let srv = spawn_server(cfg);
+    let (mut sse, path) = open_legacy(srv.addr);
+    send(srv.addr, &legacy_post(&path, &init_msg("2024-11-05")));
+    legacy_message(&mut sse);
+    let resp = send(
+        srv.addr,
+        &legacy_post(&path, &sleep_call(2, 60_000, Some("l"))),
+    );
+    assert_eq!(resp.status, 202);
+    drop(sse);
+    let sid = initialize(srv.addr);
+    let resp = answered_within(
+        srv.addr,
+        &json_only_post(&sid, &sleep_call(3, 10, None)),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+}
