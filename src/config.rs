@@ -216,6 +216,11 @@ impl Config {
         if self.mcp.max_sessions == 0 || self.mcp.tool_threads == 0 {
             return bad("mcp.max_sessions and mcp.tool_threads must be at least 1");
         }
+        if self.mcp.request_state_ttl.is_zero() || self.mcp.unused_session_timeout.is_zero() {
+            return bad(
+                "mcp.request_state_ttl_ms and mcp.unused_session_timeout_ms must be at least 1",
+            );
+        }
         if self.demo.ticker_interval_ms == 0 {
             return bad("demo.ticker_interval_ms must be at least 1");
         }

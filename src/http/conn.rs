@@ -16,7 +16,7 @@ use bytes::Buf;
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,12 +114,15 @@ pub struct Conn {
     /// During a drain, when an idle connection is closed if no request has
     /// come (`drain_idle_grace`).
     drain_idle_until: Option<Instant>,
-    /// The request being read belongs to a route with JSON error bodies.
-    json_errors: bool,
+    /// The error body builder of the route of the request being read.
+    error_body: Option<super::router::ErrorBody>,
     /// What the responses of one batch share, taken lazily.
     batch: Option<Batch>,
     /// Requests answered but not yet counted in the metrics.
     tally: Tally,
+    /// While `Waiting`: the flag a pending [`super::Responder`] reads as
+    /// `is_closed`, set when the client goes away.
+    gone: Option<Arc<AtomicBool>>,
 }
 
 /// Values shared by every response written in one batch (one call from the
@@ -174,9 +177,10 @@ impl Conn {
             seq: 0,
             shutting_down: false,
             drain_idle_until: None,
-            json_errors: false,
+            error_body: None,
             batch: None,
             tally: Tally::default(),
+            gone: None,
         }
     }
 
@@ -215,7 +219,15 @@ impl Conn {
         loop {
             let step = match &mut self.state {
                 State::Closing => return Next::close_after_write(),
-                State::Waiting(_) => return self.next(io),
+                State::Waiting(_) => {
+                    if io.eof && io.rbuf.is_empty() {
+                        // The client closed (or shut its sending side with no
+                        // request pipelined behind this one): no one will
+                        // read the reply, so its producer may stop.
+                        self.mark_gone();
+                    }
+                    return self.next(io);
+                }
                 State::Streaming(_) => {
                     if io.eof {
                         return self.end_stream_gone();
@@ -247,7 +259,7 @@ impl Conn {
 
     /// Parses a head from `rbuf` and starts handling its request.
     fn start_request(&mut self, io: &mut Io<'_, Msg>) -> Step {
-        self.json_errors = false;
+        self.error_body = None;
         let (head, path) = match parse_head(io.rbuf, &self.svc.limits) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -273,7 +285,7 @@ impl Conn {
         let mut params = Vec::new();
         let (target, fixed) = match self.svc.router.find(head.method, path, &mut params) {
             Match::Found(r) => {
-                self.json_errors = r.json_errors;
+                self.error_body = r.error_body;
                 let open = r.public || self.svc.guard.is_none();
                 (Target::Route(r.index), r.fixed.filter(|_| open))
             }
@@ -480,9 +492,11 @@ impl Conn {
                     seq: self.seq,
                     sse_max_queued: limits.sse_max_queued_events,
                     took_responder: false,
+                    gone: None,
                 };
                 let reply = catch_unwind(AssertUnwindSafe(|| route.handler.call(req, &mut cx)));
                 let took = cx.took_responder;
+                self.gone = cx.gone.take();
                 drop(cx);
                 // PERF: the common replies are written here, without the
                 // move through `on_reply` (callgrind, pipeline_client.py);
@@ -508,12 +522,15 @@ impl Conn {
                 let handle = io.handle();
                 let seq = self.seq;
                 let max_queued = limits.sse_max_queued_events;
+                let gone = Arc::new(AtomicBool::new(false));
+                self.gone = Some(gone.clone());
                 rayon::spawn(move || {
                     let mut cx = Cx {
                         src: HandleSrc::Owned(handle.clone()),
                         seq,
                         sse_max_queued: max_queued,
                         took_responder: false,
+                        gone: Some(gone),
                     };
                     let reply =
                         catch_unwind(AssertUnwindSafe(|| handler.call(&mut owned, &mut cx)));
@@ -692,13 +709,12 @@ impl Conn {
         self.close_with(&resp, head_only, io)
     }
 
-    /// The connection layer's own error answer: JSON for routes that asked
-    /// for JSON errors, else text.
+    /// The connection layer's own error answer, in the body shape the
+    /// request's route prefix chose (`Router::error_bodies`), else text.
     fn error_response(&self, status: u16, msg: &str) -> Response {
-        if self.json_errors {
-            Response::json(status, serde_json::json!({ "error": msg }).to_string())
-        } else {
-            Response::text(status, format!("{msg}\n"))
+        match self.error_body {
+            Some(body) => body(status, msg),
+            None => Response::text(status, format!("{msg}\n")),
         }
     }
 
@@ -717,6 +733,13 @@ impl Conn {
         response::encode(resp, f, &date, io.wbuf);
         self.state = State::Closing;
         Next::close_after_write()
+    }
+
+    /// The client of a pending reply went away: its responder says so.
+    fn mark_gone(&mut self) {
+        if let Some(g) = self.gone.take() {
+            g.store(true, Ordering::Release);
+        }
     }
 
     /// The SSE client went away: tell producers and drop the connection.
@@ -774,6 +797,7 @@ impl Conn {
             Msg::Reply { seq, reply } => match &self.state {
                 State::Waiting(info) if info.seq == seq => {
                     let info = *info;
+                    self.gone = None;
                     self.on_reply(reply, info, io)
                 }
                 // A reply for a request this connection no longer waits for.
@@ -883,6 +907,7 @@ impl net::Protocol for Conn {
         if let State::Streaming(s) = &self.state {
             s.shared.closed.store(true, Ordering::Release);
         }
+        self.mark_gone();
         flush(&mut self.tally, &self.svc.metrics);
         self.svc.metrics.conn_closed();
     }

@@ -4,6 +4,8 @@ use super::request::Request;
 use super::response::Response;
 use super::stream::{SseSender, SseStream};
 use crate::net;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Where a route's handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,9 @@ pub struct Cx<'a> {
     pub(crate) seq: u32,
     pub(crate) sse_max_queued: usize,
     pub(crate) took_responder: bool,
+    /// Set by the connection once the client is gone while a [`Responder`]
+    /// of this request is unanswered; made on first use.
+    pub(crate) gone: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Cx<'_> {
@@ -116,10 +121,12 @@ impl Cx<'_> {
     /// gets a 500.
     pub fn responder(&mut self) -> Responder {
         self.took_responder = true;
+        let gone = self.gone.get_or_insert_with(Default::default).clone();
         Responder {
             handle: Some(self.handle()),
             seq: self.seq,
             sse_max_queued: self.sse_max_queued,
+            gone,
         }
     }
 
@@ -136,9 +143,18 @@ pub struct Responder {
     handle: Option<net::Handle<Msg>>,
     seq: u32,
     sse_max_queued: usize,
+    gone: Arc<AtomicBool>,
 }
 
 impl Responder {
+    /// True once the client is known to be gone: its connection closed, or
+    /// it shut its sending side (EOF with no further request) while this
+    /// reply was pending. A producer may stop working on a reply no one
+    /// will read; answering anyway is harmless. Never turns false again.
+    pub fn is_closed(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
     /// Sends the response. Returns an error if the client is gone.
     pub fn respond(mut self, resp: Response) -> Result<(), net::SendError> {
         self.send(Reply::Response(resp))
@@ -149,7 +165,8 @@ impl Responder {
         let Some(h) = self.handle.clone() else {
             return Err(net::SendError);
         };
-        let (stream, tx) = SseStream::new(h, self.seq, self.sse_max_queued);
+        let (stream, tx) =
+            SseStream::answering(h, self.seq, self.sse_max_queued, Some(self.gone.clone()));
         self.send(Reply::Sse(stream.with_head(extra)))?;
         Ok(tx)
     }

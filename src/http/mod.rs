@@ -32,7 +32,7 @@ pub use limits::Limits;
 pub use metrics::Metrics;
 pub use request::{Method, Request};
 pub use response::Response;
-pub use router::{Match, Route, Router};
+pub use router::{json_error_body, ErrorBody, Match, Route, Router};
 pub use stream::{encode_shared, SendError, SseSender, SseStream};
 
 use crate::net;

@@ -25,9 +25,10 @@ pub struct Route {
     pub(crate) max_body_bytes: Option<u64>,
     /// Served without authentication (health checks, auth metadata).
     pub(crate) public: bool,
-    /// Errors the connection layer answers for this route (413, 408, bad
-    /// chunked framing) have a JSON body `{"error": "..."}` (e.g. KServe v2).
-    pub(crate) json_errors: bool,
+    /// Builds the body of errors the connection layer answers for this
+    /// route (413, 408, bad chunked framing), if not plain text (see
+    /// [`Router::error_bodies`]).
+    pub(crate) error_body: Option<ErrorBody>,
     /// Position in the router, used as the metrics label index.
     pub(crate) index: usize,
     /// The response of a route registered with [`Router::fixed`].
@@ -77,6 +78,16 @@ impl Route {
         }
         self.segs.is_empty() && rest.is_empty()
     }
+}
+
+/// Builds the response for an error the connection layer answers itself
+/// (413, 408, bad chunked framing) from its status and a short reason. The
+/// status must be kept; the connection closes after it.
+pub type ErrorBody = fn(status: u16, reason: &str) -> Response;
+
+/// `{"error": "<reason>"}` (KServe v2 and other JSON APIs).
+pub fn json_error_body(status: u16, reason: &str) -> Response {
+    Response::json(status, serde_json::json!({ "error": reason }).to_string())
 }
 
 /// A static path and the routes (one per method) registered for it.
@@ -203,7 +214,7 @@ impl Router {
         let label: &'static str = Box::leak(pattern.to_string().into_boxed_str());
         self.routes.push(Route {
             public: false,
-            json_errors: false,
+            error_body: None,
             method,
             pattern: pattern.to_string(),
             label,
@@ -256,12 +267,20 @@ impl Router {
     /// with `prefix` JSON `{"error": "..."}` instead of text (APIs whose
     /// clients parse every error body, like KServe v2's).
     pub fn json_errors(&mut self, prefix: &str) -> &mut Router {
+        self.error_bodies(prefix, json_error_body)
+    }
+
+    /// Has `body` build the connection layer's errors (413, 408, bad
+    /// chunked framing) for routes whose pattern starts with `prefix`, for
+    /// APIs whose clients expect their own error shape. Routes registered
+    /// later are not affected.
+    pub fn error_bodies(&mut self, prefix: &str, body: ErrorBody) -> &mut Router {
         for r in self
             .routes
             .iter_mut()
             .filter(|r| r.pattern.starts_with(prefix))
         {
-            r.json_errors = true;
+            r.error_body = Some(body);
         }
         self
     }
@@ -388,6 +407,28 @@ mod tests {
             panic!("no route");
         };
         assert!(route.fixed.is_none());
+    }
+
+    #[test]
+    fn error_bodies_apply_to_routes_under_their_prefix_only() {
+        fn custom(status: u16, reason: &str) -> Response {
+            Response::text(status, format!("custom: {reason}"))
+        }
+        let mut r = router();
+        r.json_errors("/v2").error_bodies("/json", custom);
+        let body_of = |path: &str| {
+            let mut params = Vec::new();
+            let Match::Found(route) = r.find(Method::Get, path, &mut params) else {
+                panic!("no route {path}");
+            };
+            route.error_body.map(|f| f(413, "too large"))
+        };
+        assert_eq!(body_of("/json"), Some(custom(413, "too large")));
+        assert_eq!(
+            body_of("/v2/models/mlp"),
+            Some(Response::json(413, r#"{"error":"too large"}"#))
+        );
+        assert_eq!(body_of("/"), None);
     }
 
     #[test]

@@ -37,6 +37,18 @@ impl SseStream {
         seq: u32,
         max_queued: usize,
     ) -> (SseStream, SseSender) {
+        SseStream::answering(handle, seq, max_queued, None)
+    }
+
+    /// A stream that answers a pending request whose client may already be
+    /// gone: `gone` is its responder's flag, so a stream started after the
+    /// connection closed is closed for its senders from the start.
+    pub(crate) fn answering(
+        handle: net::Handle<Msg>,
+        seq: u32,
+        max_queued: usize,
+        gone: Option<Arc<AtomicBool>>,
+    ) -> (SseStream, SseSender) {
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
@@ -57,6 +69,7 @@ impl SseStream {
                 seq,
                 shared,
                 max_queued,
+                gone,
             },
         )
     }
@@ -118,6 +131,8 @@ pub struct SseSender {
     seq: u32,
     shared: Arc<Shared>,
     max_queued: usize,
+    /// The responder's flag, for a stream that answers a pending request.
+    gone: Option<Arc<AtomicBool>>,
 }
 
 impl Clone for SseSender {
@@ -128,6 +143,7 @@ impl Clone for SseSender {
             seq: self.seq,
             shared: self.shared.clone(),
             max_queued: self.max_queued,
+            gone: self.gone.clone(),
         }
     }
 }
@@ -199,6 +215,10 @@ impl SseSender {
     /// True once the client has gone or the stream has ended: stop producing.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+            || self
+                .gone
+                .as_ref()
+                .is_some_and(|g| g.load(Ordering::Acquire))
     }
 }
 

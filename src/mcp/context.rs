@@ -22,6 +22,14 @@ pub trait Outbox: Send + Sync {
     fn is_open(&self) -> bool {
         true
     }
+    /// True once the client of this call is gone and cannot come back for
+    /// its reply (SECURITY.md M17): a stateless request's stream closed; in
+    /// a session, the connection of a plain JSON reply (or of a stream
+    /// without event ids) closed. A resumable stream is never abandoned: the
+    /// client may reconnect with `Last-Event-ID`. The call is then cancelled.
+    fn is_abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// Log levels (RFC 5424 order, as MCP uses them).
@@ -154,9 +162,17 @@ impl ToolCtx {
     }
 
     /// True once the client cancelled this call (`notifications/cancelled`,
-    /// or its stream went away): stop and return [`ToolError::Cancelled`].
+    /// DELETE of its session) or went away for good (its connection closed
+    /// with no resumable stream): stop and return [`ToolError::Cancelled`].
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+        if self.cancelled.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.out.as_ref().is_some_and(|o| o.is_abandoned()) {
+            self.cancelled.store(true, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     /// Sleeps up to `d`, waking early on cancellation. Returns false if cancelled.

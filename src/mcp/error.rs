@@ -35,6 +35,9 @@ pub enum Error {
     /// A protocol version we do not speak.
     #[error("unsupported protocol version: {0}")]
     UnsupportedVersion(String),
+    /// A capacity bound was reached (SECURITY.md M17, M18): try again later.
+    #[error("server busy: {0}")]
+    Busy(Busy),
     /// The request was cancelled by the client.
     #[error("request cancelled")]
     Cancelled,
@@ -43,8 +46,58 @@ pub enum Error {
     Internal(String),
 }
 
+/// A capacity bound that was reached: the client may retry later (HTTP
+/// 503 with `Retry-After` on Streamable HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Busy {
+    /// Every tool thread is busy and `max` calls already wait (`mcp.max_queued_calls`).
+    #[error("{max} tool calls are already waiting for a thread (mcp.max_queued_calls)")]
+    Queue {
+        /// The configured bound.
+        max: usize,
+    },
+    /// The session (or principal) already has `max` calls in progress
+    /// (`mcp.max_calls_per_session`).
+    #[error("this session already has {max} tool calls in progress (mcp.max_calls_per_session)")]
+    Owner {
+        /// The configured bound.
+        max: usize,
+    },
+    /// Every session is in use (`mcp.max_sessions`).
+    #[error("all {max} sessions are in use (mcp.max_sessions)")]
+    Sessions {
+        /// The configured bound.
+        max: usize,
+    },
+    /// Every session of this principal is in use (`mcp.max_sessions_per_principal`).
+    #[error("all {max} sessions of this principal are in use (mcp.max_sessions_per_principal)")]
+    PrincipalSessions {
+        /// The configured bound.
+        max: usize,
+    },
+}
+
+impl Busy {
+    /// A machine-readable name for the bound that was hit.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Busy::Queue { .. } => "max_queued_calls",
+            Busy::Owner { .. } => "max_calls_per_session",
+            Busy::Sessions { .. } => "max_sessions",
+            Busy::PrincipalSessions { .. } => "max_sessions_per_principal",
+        }
+    }
+}
+
 /// Resource not found, session era (MCP spec: -32002).
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+/// The server is at a capacity bound (tool pool, sessions); retry later.
+/// Implementation-defined (JSON-RPC -32000..-32099; MCP 2026-07-28 leaves
+/// -32000..-32019 to implementations).
+pub const SERVER_BUSY: i64 = -32005;
+/// Seconds a client should wait before retrying after [`Error::Busy`].
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
 /// 2026-07-28: headers and body disagree.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28: a required client capability is missing.
@@ -66,6 +119,7 @@ impl Error {
             Error::HeaderMismatch(_) => HEADER_MISMATCH,
             Error::MissingCapability(_) => MISSING_REQUIRED_CLIENT_CAPABILITY,
             Error::UnsupportedVersion(_) => UNSUPPORTED_PROTOCOL_VERSION,
+            Error::Busy(_) => SERVER_BUSY,
             Error::Cancelled => jsonrpc::INTERNAL_ERROR,
             Error::Internal(_) => jsonrpc::INTERNAL_ERROR,
         }
@@ -83,6 +137,10 @@ impl Error {
             Error::UnsupportedVersion(v) => Some(serde_json::json!({
                 "supported": [super::server::STATELESS_VERSION],
                 "requested": v,
+            })),
+            Error::Busy(b) => Some(serde_json::json!({
+                "reason": b.reason(),
+                "retryAfterSeconds": BUSY_RETRY_AFTER_SECS,
             })),
             _ => None,
         };

@@ -1,6 +1,7 @@
 //! JSON-RPC 2.0 messages: parsing (once, from bytes) and encoding.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Invalid JSON (L14: also nesting deeper than serde_json's 128-level limit).
@@ -18,25 +19,71 @@ pub const INTERNAL_ERROR: i64 = -32603;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum RequestId {
-    /// A numeric id, kept in its JSON form (so `1` and `1.0` stay distinct).
-    Number(serde_json::Number),
+    /// A numeric id, kept as the exact JSON text it arrived as: `1` and
+    /// `1.0` stay distinct, and ids beyond f64 (`1e400`, 30-digit integers)
+    /// round-trip byte for byte.
+    Number(NumberId),
     /// A string id.
     String(String),
 }
 
+/// The text of a JSON number, written back verbatim.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct NumberId(Box<RawValue>);
+
+impl NumberId {
+    /// The number's JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for NumberId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for NumberId {}
+
+impl std::hash::Hash for NumberId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
 impl RequestId {
-    fn from_value(v: Value) -> Option<RequestId> {
+    /// The id named by a JSON value (e.g. `requestId` of
+    /// `notifications/cancelled`); `None` unless a string or a number.
+    pub fn from_value(v: &Value) -> Option<RequestId> {
         match v {
-            Value::Number(n) => Some(RequestId::Number(n)),
-            Value::String(s) => Some(RequestId::String(s)),
+            Value::Number(n) => RawValue::from_string(n.to_string())
+                .ok()
+                .map(|r| RequestId::Number(NumberId(r))),
+            Value::String(s) => Some(RequestId::String(s.clone())),
             Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => None,
         }
     }
 
-    /// The id as a JSON value.
+    /// The id named by raw JSON text: a number is kept as written, a string
+    /// is decoded; anything else is not an id.
+    fn from_raw(raw: &RawValue) -> Option<RequestId> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'-' | b'0'..=b'9') => Some(RequestId::Number(NumberId(raw.to_owned()))),
+            Some(b'"') => serde_json::from_str(text).ok().map(RequestId::String),
+            _ => None,
+        }
+    }
+
+    /// The id as a JSON value. A number beyond what `Value` holds (`1e400`)
+    /// becomes its text, as a string.
     pub fn to_value(&self) -> Value {
         match self {
-            RequestId::Number(n) => Value::Number(n.clone()),
+            RequestId::Number(n) => serde_json::from_str::<serde_json::Number>(n.as_str())
+                .map(Value::Number)
+                .unwrap_or_else(|_| Value::String(n.as_str().to_string())),
             RequestId::String(s) => Value::String(s.clone()),
         }
     }
@@ -45,7 +92,7 @@ impl RequestId {
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RequestId::Number(n) => write!(f, "{n}"),
+            RequestId::Number(n) => f.write_str(n.as_str()),
             RequestId::String(s) => write!(f, "{s:?}"),
         }
     }
@@ -132,40 +179,228 @@ pub enum Parsed {
     Batch(Vec<Result<Message, Rejected>>),
 }
 
-/// Parses a body. JSON is parsed once; invalid JSON (including nesting
+/// A member that may be absent. Unlike `Option`, a JSON `null` is present.
+#[derive(Debug, Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Present(T),
+}
+
+impl<T> Field<T> {
+    fn into_option(self) -> Option<T> {
+        match self {
+            Field::Absent => None,
+            Field::Present(v) => Some(v),
+        }
+    }
+
+    /// Fills the member; a repeated member makes the message invalid (which
+    /// one counts would be ambiguous).
+    fn set<E: serde::de::Error>(&mut self, v: T, name: &str) -> Result<(), E> {
+        match self {
+            Field::Absent => {
+                *self = Field::Present(v);
+                Ok(())
+            }
+            Field::Present(_) => Err(E::custom(format_args!("duplicate member `{name}`"))),
+        }
+    }
+}
+
+/// The members of a JSON-RPC message. The id (and the small members) stay
+/// raw text, so a numeric id is never converted and echoes exactly.
+#[derive(Debug, Default)]
+struct Envelope<'a> {
+    jsonrpc: Field<&'a RawValue>,
+    id: Field<&'a RawValue>,
+    method: Field<&'a RawValue>,
+    params: Field<Value>,
+    result: Field<Value>,
+    error: Field<Value>,
+}
+
+/// A member name of [`Envelope`].
+enum Key {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Envelope<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope<'a>, A::Error> {
+                let mut env = Envelope::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Jsonrpc => env.jsonrpc.set(raw_member(&mut map)?, "jsonrpc")?,
+                        Key::Id => env.id.set(raw_member(&mut map)?, "id")?,
+                        Key::Method => env.method.set(raw_member(&mut map)?, "method")?,
+                        Key::Params => env.params.set(map.next_value()?, "params")?,
+                        Key::Result => env.result.set(map.next_value()?, "result")?,
+                        Key::Error => env.error.set(map.next_value()?, "error")?,
+                        // Read as a Value, not skipped: skipping has no
+                        // depth limit, and L14 wants deep nesting anywhere
+                        // to be a parse error.
+                        Key::Other => {
+                            map.next_value::<Value>()?;
+                        }
+                    }
+                }
+                Ok(env)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A member kept as raw text. One holding an array or object (never valid
+/// for these members) is also read as a Value, for the depth limit (L14).
+fn raw_member<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<&'de RawValue, A::Error> {
+    let raw: &'de RawValue = map.next_value()?;
+    if matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) {
+        serde_json::from_str::<Value>(raw.get()).map_err(serde::de::Error::custom)?;
+    }
+    Ok(raw)
+}
+
+fn is_too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().contains("recursion limit")
+}
+
+fn parse_error(e: &serde_json::Error) -> ErrorObject {
+    let why = if is_too_deep(e) {
+        "JSON nested too deeply".to_string()
+    } else {
+        format!("invalid JSON: {e}")
+    };
+    ErrorObject::new(PARSE_ERROR, why)
+}
+
+fn not_an_object() -> Rejected {
+    Rejected {
+        id: None,
+        error: ErrorObject::new(INVALID_REQUEST, "a message must be a JSON object"),
+    }
+}
+
+/// The first byte that is not JSON whitespace.
+fn first_token(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Parses a body. JSON is parsed once (with the exceptions L14 needs, for
+/// arrays or objects where no message member may hold one); invalid JSON (including nesting
 /// deeper than 128 levels, L14) is a parse error, never a panic or overflow.
 pub fn parse(body: &[u8]) -> Result<Parsed, ErrorObject> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        let why = if e.to_string().contains("recursion limit") {
-            "JSON nested too deeply".to_string()
-        } else {
-            format!("invalid JSON: {e}")
-        };
-        ErrorObject::new(PARSE_ERROR, why)
-    })?;
-    Ok(match v {
-        Value::Array(items) => {
+    match first_token(body) {
+        Some(b'{') => match serde_json::from_slice::<Envelope<'_>>(body) {
+            Ok(env) => Ok(Parsed::Single(classify_envelope(env))),
+            Err(e) => single_failure(&e),
+        },
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(body).map_err(|e| parse_error(&e))?;
             if items.is_empty() {
                 return Err(ErrorObject::new(INVALID_REQUEST, "empty batch"));
             }
-            Parsed::Batch(items.into_iter().map(classify).collect())
+            for raw in &items {
+                if first_token(raw.get().as_bytes()) != Some(b'{') {
+                    // Skipping a raw value has no depth limit; L14 wants
+                    // deep nesting to be a parse error, so an element that
+                    // is no message is read as a (depth-limited) Value.
+                    serde_json::from_str::<Value>(raw.get()).map_err(|e| parse_error(&e))?;
+                }
+            }
+            Ok(Parsed::Batch(items.into_iter().map(classify_raw).collect()))
         }
-        other => Parsed::Single(classify(other)),
-    })
+        _ => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            // Valid JSON, but not a message (a number, a string, …).
+            Ok(_) => Ok(Parsed::Single(Err(not_an_object()))),
+            Err(e) => Err(parse_error(&e)),
+        },
+    }
 }
 
-/// Turns one JSON value into a message, or says why it is not one.
-pub fn classify(v: Value) -> Result<Message, Rejected> {
-    let Value::Object(mut o) = v else {
-        return Err(Rejected {
+/// A body that did not read as a message: invalid JSON is a parse error;
+/// valid JSON of the wrong shape (a repeated member) is an invalid request.
+fn single_failure(e: &serde_json::Error) -> Result<Parsed, ErrorObject> {
+    if is_too_deep(e) {
+        return Err(parse_error(e));
+    }
+    match e.classify() {
+        serde_json::error::Category::Data => Ok(Parsed::Single(Err(Rejected {
             id: None,
-            error: ErrorObject::new(INVALID_REQUEST, "a message must be a JSON object"),
-        });
-    };
-    let raw_id = o.remove("id");
-    let id = match raw_id {
-        None => None,
-        Some(v) => match RequestId::from_value(v) {
+            error: ErrorObject::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}")),
+        }))),
+        serde_json::error::Category::Io
+        | serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof => Err(parse_error(e)),
+    }
+}
+
+/// One element of a batch.
+fn classify_raw(raw: &RawValue) -> Result<Message, Rejected> {
+    if first_token(raw.get().as_bytes()) != Some(b'{') {
+        return Err(not_an_object());
+    }
+    match serde_json::from_str::<Envelope<'_>>(raw.get()) {
+        Ok(env) => classify_envelope(env),
+        Err(e) if is_too_deep(&e) => Err(Rejected {
+            id: None,
+            error: parse_error(&e),
+        }),
+        Err(e) => Err(Rejected {
+            id: None,
+            error: ErrorObject::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}")),
+        }),
+    }
+}
+
+/// Turns one message's members into a message, or says why it is not one.
+fn classify_envelope(env: Envelope<'_>) -> Result<Message, Rejected> {
+    let id = match env.id {
+        Field::Absent => None,
+        Field::Present(raw) => match RequestId::from_raw(raw) {
             Some(id) => Some(id),
             None => {
                 return Err(Rejected {
@@ -181,15 +416,25 @@ pub fn classify(v: Value) -> Result<Message, Rejected> {
             error: ErrorObject::new(INVALID_REQUEST, msg),
         })
     };
-    if o.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    let version_ok = match env.jsonrpc {
+        Field::Present(v) => {
+            v.get() == "\"2.0\""
+                || serde_json::from_str::<String>(v.get()).is_ok_and(|s| s == "2.0")
+        }
+        Field::Absent => false,
+    };
+    if !version_ok {
         return reject(id, "jsonrpc must be \"2.0\"");
     }
-    match o.remove("method") {
-        Some(Value::String(method)) => {
-            let params = match o.remove("params") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(p)) => p,
-                Some(_) => {
+    match env.method {
+        Field::Present(raw) => {
+            let Ok(method) = serde_json::from_str::<String>(raw.get()) else {
+                return reject(id, "method must be a string");
+            };
+            let params = match env.params {
+                Field::Absent | Field::Present(Value::Null) => Map::new(),
+                Field::Present(Value::Object(p)) => p,
+                Field::Present(_) => {
                     return Err(Rejected {
                         id,
                         error: ErrorObject::new(INVALID_PARAMS, "params must be an object"),
@@ -201,12 +446,11 @@ pub fn classify(v: Value) -> Result<Message, Rejected> {
                 None => Message::Notification(Notification { method, params }),
             })
         }
-        Some(_) => reject(id, "method must be a string"),
-        None => {
+        Field::Absent => {
             let Some(id) = id else {
                 return reject(None, "a response needs an id");
             };
-            match (o.remove("result"), o.remove("error")) {
+            match (env.result.into_option(), env.error.into_option()) {
                 (Some(r), None) => Ok(Message::Response(Response { id, outcome: Ok(r) })),
                 (None, Some(e)) => {
                     let code = e
@@ -336,7 +580,7 @@ mod tests {
         };
         assert_eq!(
             encode_result(&r.id, &Value::Null),
-            r#"{"jsonrpc":"2.0","id":1500.0,"result":null}"#
+            r#"{"jsonrpc":"2.0","id":1.5e3,"result":null}"#
         );
         let Ok(Message::Request(r)) = single(r#"{"jsonrpc":"2.0","id":"abc","method":"x"}"#) else {
             panic!()
@@ -345,6 +589,121 @@ mod tests {
             encode_result(&r.id, &serde_json::json!({})),
             r#"{"jsonrpc":"2.0","id":"abc","result":{}}"#
         );
+    }
+
+    #[test]
+    fn ids_beyond_f64_round_trip_byte_for_byte() {
+        for id in [
+            "1e400",
+            "-1e400",
+            "123456789012345678901234567890",
+            "0.1000000000000000000000000001",
+            "-0",
+            "1E+2",
+        ] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"x"}}"#);
+            let Ok(Message::Request(r)) = single(&body) else {
+                panic!("{body}")
+            };
+            assert_eq!(r.id.to_string(), id);
+            assert_eq!(
+                encode_result(&r.id, &Value::Null),
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":null}}"#)
+            );
+            assert_eq!(
+                encode_error(Some(&r.id), &ErrorObject::new(-1, "e")),
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-1,"message":"e"}}}}"#)
+            );
+        }
+        // Responses to our requests and batch elements keep theirs too.
+        let Ok(Message::Response(r)) = single(r#"{"jsonrpc":"2.0","id":1e999,"result":{}}"#) else {
+            panic!()
+        };
+        assert_eq!(r.id.to_string(), "1e999");
+        let Parsed::Batch(v) =
+            parse(br#"[{"jsonrpc":"2.0","id":99999999999999999999999,"method":"a"}]"#).unwrap()
+        else {
+            panic!()
+        };
+        let Some(Ok(Message::Request(r))) = v.first() else {
+            panic!("{v:?}")
+        };
+        assert_eq!(r.id.to_string(), "99999999999999999999999");
+        // A string id is decoded, and compares by value.
+        let Ok(Message::Request(r)) = single(r#"{"jsonrpc":"2.0","id":"a\u0062","method":"x"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.id, RequestId::String("ab".into()));
+        // An id named in params (notifications/cancelled) matches the request's.
+        let Ok(Message::Request(r)) = single(r#"{"jsonrpc":"2.0","id":42,"method":"x"}"#) else {
+            panic!()
+        };
+        assert_eq!(RequestId::from_value(&serde_json::json!(42)), Some(r.id));
+    }
+
+    #[test]
+    fn absent_null_and_repeated_members_are_told_apart() {
+        // `"result": null` is a result.
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","id":7,"result":null}"#),
+            Ok(Message::Response(Response {
+                outcome: Ok(Value::Null),
+                ..
+            }))
+        ));
+        // `"params": null` is no params.
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","id":7,"method":"x","params":null}"#),
+            Ok(Message::Request(_))
+        ));
+        // A repeated member is ambiguous: invalid, not last-one-wins.
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#)
+                .unwrap_err()
+                .error
+                .code,
+            INVALID_REQUEST
+        );
+        // Unknown members are ignored (but read like params: a number
+        // beyond f64 there is a parse error, as is nesting past 128).
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","id":1,"method":"x","extra":[1,{"a":[]}]}"#),
+            Ok(Message::Request(_))
+        ));
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","extra":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(parse(deep.as_bytes()).unwrap_err().code, PARSE_ERROR);
+        let deep_id = format!(
+            r#"{{"jsonrpc":"2.0","id":{}{},"method":"x"}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(parse(deep_id.as_bytes()).unwrap_err().code, PARSE_ERROR);
+        // Invalid members keep the id for the error reply.
+        let rej = single(r#"{"jsonrpc":"2.0","id":"k","method":5}"#).unwrap_err();
+        assert_eq!(rej.id, Some(RequestId::String("k".into())));
+        let rej = single(r#"{"jsonrpc":2,"id":3e400,"method":"x"}"#).unwrap_err();
+        assert_eq!(rej.id.map(|i| i.to_string()).as_deref(), Some("3e400"));
+        assert_eq!(parse(b"  ").unwrap_err().code, PARSE_ERROR);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x""#)
+                .unwrap_err()
+                .code,
+            PARSE_ERROR
+        );
+        assert_eq!(
+            single(r#""a string""#).unwrap_err().error.code,
+            INVALID_REQUEST
+        );
+        let Parsed::Batch(v) = parse(br#"[5, {"jsonrpc":"2.0","method":"n"}]"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.len(), 2);
+        assert!(v[0].is_err() && v[1].is_ok());
     }
 
     #[test]

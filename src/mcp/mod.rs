@@ -15,6 +15,7 @@ mod context;
 mod error;
 pub mod fixtures;
 pub mod jsonrpc;
+mod pool;
 mod registry;
 mod server;
 mod session;
@@ -22,7 +23,7 @@ mod state;
 pub mod transport;
 
 pub use context::{Outbox, ToolCtx};
-pub use error::Error;
+pub use error::{Busy, Error};
 pub use registry::{
     content, Contents, ListKind, Prompt, Registry, Resource, Snapshot, Tool, ToolError, ToolResult,
 };
@@ -45,15 +46,32 @@ pub struct McpConfig {
     pub server_name: String,
     /// `instructions` sent to clients, if any.
     pub instructions: Option<String>,
-    /// Most sessions at once; `initialize` beyond it is refused. Default 1000.
+    /// Most sessions at once; at the cap the least recently used idle
+    /// session (no open stream, no running call) is evicted to make room,
+    /// and `initialize` is refused (-32005, HTTP 503 + `Retry-After`) only
+    /// if every session is busy (M18). Default 1000.
     pub max_sessions: usize,
-    /// Most sessions one authenticated principal may hold (M6). Default 100.
+    /// Most sessions one authenticated principal may hold (M6); at the cap
+    /// its own least recently used idle session makes room. Default 100.
     pub max_sessions_per_principal: usize,
     /// A session unused this long (and with no open stream or running call) expires. Default 30 min.
     #[serde(with = "duration_ms", rename = "session_idle_timeout_ms")]
     pub session_idle_timeout: Duration,
+    /// A session whose client makes no request (and opens no stream) after
+    /// `initialize` expires this soon (M18). Default 60 s.
+    #[serde(with = "duration_ms", rename = "unused_session_timeout_ms")]
+    pub unused_session_timeout: Duration,
     /// Threads that run tool calls (tools may block). Default 32.
     pub tool_threads: usize,
+    /// Most tool calls waiting for a thread when all are busy; one more is
+    /// refused at once with -32005 (HTTP 503 + `Retry-After`) (M17). Default 256.
+    pub max_queued_calls: usize,
+    /// Most tool calls one session (or one authenticated principal's
+    /// stateless requests) may have in progress, running or waiting; one
+    /// more is refused at once with -32005 (HTTP 503 + `Retry-After`) (M17).
+    /// stdio's single client is not limited.
+    /// 0 = a quarter of `tool_threads` (at least 1). Default 0 (8 with 32 threads).
+    pub max_calls_per_session: usize,
     /// Largest MCP POST body (L4). Default 4 MiB.
     pub max_body_bytes: u64,
     /// Allowed `Host` names (any port) — DNS-rebinding protection (M2).
@@ -70,6 +88,20 @@ pub struct McpConfig {
     pub fixtures: Option<String>,
     /// Secret for signing stateless `requestState` (share it across replicas). Default: random per process.
     pub state_secret: Option<String>,
+    /// How long a stateless `requestState` stays valid; a retry with an
+    /// older one gets -32602, as a tampered one does. Default 10 min.
+    #[serde(with = "duration_ms", rename = "request_state_ttl_ms")]
+    pub request_state_ttl: Duration,
+}
+
+impl McpConfig {
+    /// `max_calls_per_session`, with 0 resolved to a quarter of `tool_threads` (at least 1).
+    pub fn calls_per_session(&self) -> usize {
+        match self.max_calls_per_session {
+            0 => (self.tool_threads / 4).max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for McpConfig {
@@ -86,7 +118,10 @@ impl Default for McpConfig {
             max_sessions: 1000,
             max_sessions_per_principal: 100,
             session_idle_timeout: Duration::from_secs(30 * 60),
+            unused_session_timeout: Duration::from_secs(60),
             tool_threads: 32,
+            max_queued_calls: 256,
+            max_calls_per_session: 0,
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: local.clone(),
             allowed_origins: local,
@@ -94,6 +129,7 @@ impl Default for McpConfig {
             replay_events: 256,
             fixtures: None,
             state_secret: None,
+            request_state_ttl: state::DEFAULT_STATE_TTL,
         }
     }
 }

@@ -248,14 +248,24 @@ impl Tool {
         }
         let r = (self.handler)(args, cx)?;
         if let (Some(v), false) = (&self.output_validator, r.is_error) {
-            match &r.structured {
-                Some(s) if v.is_valid(s) => {}
-                Some(_) | None => {
-                    return Err(ToolError::Protocol(Error::Internal(format!(
-                        "tool {} returned structured content that does not match its output schema",
-                        self.name
-                    ))))
-                }
+            // A tool's bad output is the tool's failure, told to the model as
+            // an `isError` result, never a JSON-RPC error (MCP: errors in
+            // tool results). Non-finite numbers reach here as `null`, since
+            // JSON has no Infinity or NaN.
+            let why = match &r.structured {
+                None => "no structured content".to_string(),
+                Some(s) => v
+                    .iter_errors(s)
+                    .take(5)
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            if !why.is_empty() {
+                return Ok(ToolResult::error(format!(
+                    "tool {} produced output that does not match its output schema: {why}",
+                    self.name
+                )));
             }
         }
         Ok(r)
@@ -748,6 +758,30 @@ mod tests {
         assert!(r.match_template("test://template/123/datax").is_none());
         let r = Resource::template("file:///{path}", "t", "d", "text/plain", |_, _| Ok(vec![]));
         assert_eq!(r.match_template("file:///a.txt").unwrap()["path"], "a.txt");
+    }
+
+    #[test]
+    fn output_that_fails_its_schema_is_an_is_error_result() {
+        let schema = json!({ "type": "object", "properties": { "n": { "type": "number" } }, "required": ["n"] });
+        let tool = |out: Option<Value>| {
+            Tool::new("t", "d", json!({ "type": "object" }), move |_, _| {
+                Ok(match &out {
+                    Some(v) => ToolResult::structured(v.clone()),
+                    None => ToolResult::text("no structure"),
+                })
+            })
+            .and_then(|t| t.with_output_schema(schema.clone()))
+            .unwrap()
+        };
+        let cx = ToolCtx::detached();
+        let ok = tool(Some(json!({ "n": 1 }))).call(json!({}), &cx).unwrap();
+        assert!(!ok.is_error);
+        // JSON has no Infinity: serde_json turns it into null.
+        for out in [Some(json!({ "n": f64::INFINITY })), Some(json!({})), None] {
+            let r = tool(out.clone()).call(json!({}), &cx).unwrap();
+            assert!(r.is_error, "{out:?}");
+            assert!(r.structured.is_none());
+        }
     }
 
     #[test]

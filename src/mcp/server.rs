@@ -3,6 +3,7 @@
 use super::context::{level_index, meta, Inputs, Outbox, ToolCtx};
 use super::error::Error;
 use super::jsonrpc::{self, Message, Notification, Request, RequestId};
+use super::pool::ToolPool;
 use super::registry::{page_of, ListKind, Registry, Snapshot, ToolError, ToolResult};
 use super::session::{Session, SessionStore};
 use super::state::StateKey;
@@ -36,11 +37,30 @@ pub struct Stateless {
     pub client_caps: Value,
     /// Minimum log level index for this request.
     pub min_level: u8,
+    /// The authenticated principal (with auth on): its calls share one
+    /// `mcp.max_calls_per_session`. Set by the transport.
+    pub principal: Option<String>,
 }
 
 impl Era {
     fn is_stateless(&self) -> bool {
         matches!(self, Era::Stateless(_))
+    }
+
+    /// Who a tool call counts against for `mcp.max_calls_per_session`: its
+    /// session, or the principal of an authenticated stateless request.
+    /// Anonymous stateless requests share nothing (each is cancelled as soon
+    /// as its stream closes; a per-address share would throttle every
+    /// client behind one proxy or on one machine together), and neither
+    /// does stdio's one client.
+    fn owner(&self) -> Option<String> {
+        match self {
+            Era::Session(s) => s
+                .as_ref()
+                .filter(|s| !s.is_sole_client())
+                .map(|s| format!("session:{}", s.id.0)),
+            Era::Stateless(st) => st.principal.as_ref().map(|p| format!("principal:{p}")),
+        }
     }
 }
 
@@ -81,6 +101,7 @@ pub fn stateless_meta(params: &Map<String, Value>) -> Result<Stateless, Error> {
         version,
         client_caps,
         min_level,
+        principal: None,
     })
 }
 
@@ -113,37 +134,6 @@ pub enum Outcome {
     Accepted,
     /// A JSON-RPC error (encoded), with the error for the transport's status choice.
     Failed(Error, String),
-}
-
-/// A pool of threads for tool calls: tools may block (waiting for a client's
-/// answer, sleeping, I/O), so they do not run on the CPU pool.
-struct ToolPool {
-    tx: crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>,
-}
-
-impl ToolPool {
-    fn new(threads: usize) -> ToolPool {
-        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("conduit-tool-{i}"))
-                .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        // A panicking tool is answered by its own catch_unwind; this keeps the thread.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a tool thread");
-            }
-        }
-        ToolPool { tx }
-    }
-
-    fn spawn(&self, job: Box<dyn FnOnce() + Send>) -> bool {
-        self.tx.send(job).is_ok()
-    }
 }
 
 /// A `subscriptions/listen` stream (2026-07-28) and what it asked for.
@@ -191,13 +181,22 @@ fn str_param<'a>(p: &'a Map<String, Value>, k: &str) -> Result<&'a str, Error> {
 impl Server {
     /// A server with an empty registry.
     pub fn new(cfg: McpConfig) -> Arc<Server> {
-        let sessions = SessionStore::new(cfg.max_sessions, cfg.session_idle_timeout)
-            .with_max_per_principal(cfg.max_sessions_per_principal);
-        let pool = ToolPool::new(cfg.tool_threads);
+        let sessions = SessionStore::new(
+            cfg.max_sessions,
+            cfg.session_idle_timeout,
+            cfg.unused_session_timeout,
+        )
+        .with_max_per_principal(cfg.max_sessions_per_principal);
+        let pool = ToolPool::new(
+            cfg.tool_threads,
+            cfg.max_queued_calls,
+            cfg.calls_per_session(),
+        );
         let state_key = match &cfg.state_secret {
             Some(secret) => StateKey::from_secret(secret.as_bytes()),
             None => StateKey::random(),
-        };
+        }
+        .with_ttl(cfg.request_state_ttl);
         let s = Arc::new(Server {
             registry: Registry::default(),
             sessions,
@@ -356,11 +355,7 @@ impl Server {
         match n.method.as_str() {
             "notifications/initialized" => s.initialized.store(true, Ordering::Release),
             "notifications/cancelled" => {
-                if let Some(id) = n.params.get("requestId").cloned().and_then(|v| match v {
-                    Value::Number(n) => Some(RequestId::Number(n)),
-                    Value::String(s) => Some(RequestId::String(s)),
-                    _ => None,
-                }) {
+                if let Some(id) = n.params.get("requestId").and_then(RequestId::from_value) {
                     s.cancel(&id);
                 }
             }
@@ -402,18 +397,23 @@ impl Server {
         legacy: bool,
         principal: Option<String>,
     ) -> Result<(Arc<Session>, String), Error> {
+        check_initialize(r)?;
         let version = Self::negotiate(r);
         let (caps, info) = client_of(r);
         let session = self
             .sessions
             .create(Session::new(version, caps, info, legacy).with_principal(principal))
-            .map_err(|_| Error::Internal("too many sessions; try again later".into()))?;
+            .map_err(Error::Busy)?;
         let enc = self.initialize_result(r, version);
         Ok((session, enc))
     }
 
-    /// `initialize` on a legacy HTTP+SSE session, which exists from the moment its stream opened.
+    /// `initialize` on a legacy HTTP+SSE session, which exists from the
+    /// moment its stream opened: the encoded result, or the encoded error.
     pub fn initialize_existing(&self, session: &Session, r: &Request) -> String {
+        if let Err(e) = check_initialize(r) {
+            return jsonrpc::encode_error(Some(&r.id), &e.to_object(false));
+        }
         let (caps, info) = client_of(r);
         session.set_client(caps, info);
         self.initialize_result(r, Self::negotiate(r))
@@ -434,6 +434,9 @@ impl Server {
                 return Err(Error::UnsupportedVersion(st.version.clone()));
             }
         }
+        if let Era::Session(Some(s)) = era {
+            s.mark_used();
+        }
         let snap = self.registry.snapshot();
         let id = &r.id;
         // Results of the stateless era say what kind of result they are.
@@ -444,6 +447,14 @@ impl Server {
                 }
             }
             Ok(ok(id, &v))
+        };
+        // 2026-07-28 caching hints: stateless results only.
+        let cached = |v: Value| {
+            if stateless.is_some() {
+                with_cache_hints(v)
+            } else {
+                v
+            }
         };
         match r.method.as_str() {
             "initialize" => match era {
@@ -477,16 +488,16 @@ impl Server {
                 }
                 done(with_cache_hints(v.clone()))
             }
-            "resources/list" => done(with_cache_hints(
+            "resources/list" => done(cached(
                 snap.resources_page(page_of(r.params.get("cursor"))?)?,
             )),
-            "resources/templates/list" => done(with_cache_hints(
+            "resources/templates/list" => done(cached(
                 snap.templates_page(page_of(r.params.get("cursor"))?)?,
             )),
             "resources/read" => {
                 let uri = str_param(&r.params, "uri")?;
                 let contents: Vec<Value> = snap.read(uri)?.iter().map(|c| c.to_value()).collect();
-                done(with_cache_hints(json!({ "contents": contents })))
+                done(cached(json!({ "contents": contents })))
             }
             "resources/subscribe" | "resources/unsubscribe" if stateless.is_none() => {
                 let uri = str_param(&r.params, "uri")?;
@@ -503,9 +514,7 @@ impl Server {
                 }
                 Ok(ok(id, &json!({})))
             }
-            "prompts/list" => done(with_cache_hints(
-                snap.prompts_page(page_of(r.params.get("cursor"))?)?,
-            )),
+            "prompts/list" => done(cached(snap.prompts_page(page_of(r.params.get("cursor"))?)?)),
             "prompts/get" => {
                 let name = str_param(&r.params, "name")?.to_string();
                 let empty = Map::new();
@@ -592,18 +601,28 @@ impl Server {
                 .finish_call(&r.id, &name, &cx, res, era)
                 .map(Outcome::Reply);
         }
+        // Refused at once if the pool or this session's share is full
+        // (SECURITY.md M17): the transport answers with the error.
+        let permit = self.pool.admit(era.owner()).map_err(Error::Busy)?;
         let d = deferred();
         cx.out = Some(d.interim.clone());
         if let Some(s) = &cx.session {
-            s.start_call(&r.id, cancelled);
+            s.start_call(&r.id, cancelled.clone());
         }
         let server = self.clone();
         let era = era.clone();
         let id = r.id.clone();
-        let job = Box::new(move || {
-            let res =
+        let out = d.interim.clone();
+        // SECURITY.md M17: a waiting call whose client went away never runs.
+        let abandoned: super::pool::Abandoned =
+            Arc::new(move || cancelled.load(Ordering::Acquire) || out.is_abandoned());
+        let job: super::pool::Job = Box::new(move |skip| {
+            let res = if skip {
+                Err(ToolError::Cancelled)
+            } else {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tool.call(args, &cx)))
-                    .unwrap_or_else(|_| Err(ToolError::Failed(format!("tool {name} panicked"))));
+                    .unwrap_or_else(|_| Err(ToolError::Failed(format!("tool {name} panicked"))))
+            };
             if let Some(s) = &cx.session {
                 s.end_call(&id);
             }
@@ -617,9 +636,7 @@ impl Server {
                 }
             }
         });
-        if !self.pool.spawn(job) {
-            return Err(Error::Internal("tool pool stopped".into()));
-        }
+        permit.submit(abandoned, job);
         Ok(Outcome::Pending)
     }
 
@@ -709,6 +726,28 @@ impl Server {
         }
         Ok(jsonrpc::encode_result(id, &v))
     }
+}
+
+/// `initialize` params must carry what the schema requires
+/// (`InitializeRequestParams`): `protocolVersion`, `capabilities` and
+/// `clientInfo`; without them it is -32602, not a session on guesses.
+fn check_initialize(r: &Request) -> Result<(), Error> {
+    let p = &r.params;
+    let missing = |what: &str| {
+        Err(Error::InvalidParams(format!(
+            "initialize: params.{what} is required"
+        )))
+    };
+    if !p.get("protocolVersion").is_some_and(Value::is_string) {
+        return missing("protocolVersion (a string)");
+    }
+    if !p.get("capabilities").is_some_and(Value::is_object) {
+        return missing("capabilities (an object)");
+    }
+    if !p.get("clientInfo").is_some_and(Value::is_object) {
+        return missing("clientInfo (an object)");
+    }
+    Ok(())
 }
 
 /// An `initialize` request's client capabilities and `clientInfo`.

@@ -2,6 +2,7 @@
 //! whose idle sessions expire.
 
 use super::context::{out_id, Outbox};
+use super::error::Busy;
 use super::jsonrpc::{ErrorObject, RequestId};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
@@ -51,6 +52,11 @@ pub struct Session {
     client_info: Mutex<Value>,
     log_level: AtomicU8,
     last_used: Mutex<Instant>,
+    created: Instant,
+    /// The client has made a request (or opened a stream) since `initialize`.
+    used: AtomicBool,
+    /// The server's only client (stdio): no share of the tool pool applies.
+    sole: AtomicBool,
     pub(crate) initialized: AtomicBool,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
     pending: Mutex<HashMap<RequestId, Sender<Reply>>>,
@@ -87,6 +93,9 @@ impl Session {
             client_info: Mutex::new(client_info),
             log_level: AtomicU8::new(0),
             last_used: Mutex::new(Instant::now()),
+            created: Instant::now(),
+            used: AtomicBool::new(false),
+            sole: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             subscriptions: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
@@ -131,6 +140,32 @@ impl Session {
 
     fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Records that the client made a request (or opened a stream) in this
+    /// session: it is no longer subject to `mcp.unused_session_timeout_ms`.
+    pub(crate) fn mark_used(&self) {
+        self.used.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the session as the server's only client (stdio), which shares
+    /// the tool pool with no one.
+    pub(crate) fn set_sole_client(&self) {
+        self.sole.store(true, Ordering::Relaxed);
+    }
+
+    /// True for the server's only client (see [`Session::set_sole_client`]).
+    pub(crate) fn is_sole_client(&self) -> bool {
+        self.sole.load(Ordering::Relaxed)
+    }
+
+    /// In use: a stream is open, a call runs, or a request of ours awaits
+    /// the client's answer. A busy session is never evicted or expired.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.has_live_standalone()
+            || !lock(&self.running).is_empty()
+            || !lock(&self.pending).is_empty()
+            || lock(&self.transport).any_attached()
     }
 
     fn idle_since(&self) -> Instant {
@@ -216,28 +251,29 @@ impl Session {
     }
 }
 
-/// Why a session could not be created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many sessions")]
-pub struct Full;
-
-/// All sessions: capped in number, idle ones expire.
+/// All sessions: capped in number (in total and per principal), idle ones
+/// expire. At a cap, the least recently used idle session makes room
+/// (SECURITY.md M18).
 #[derive(Debug)]
 pub struct SessionStore {
     map: RwLock<HashMap<SessionId, Arc<Session>>>,
     max: usize,
     max_per_principal: usize,
     idle: Duration,
+    unused: Duration,
 }
 
 impl SessionStore {
-    /// A store holding at most `max` sessions, each expiring after `idle` unused.
-    pub fn new(max: usize, idle: Duration) -> SessionStore {
+    /// A store holding at most `max` sessions, each expiring after `idle`
+    /// unused, or `unused` after `initialize` if the client never makes a
+    /// request in it.
+    pub fn new(max: usize, idle: Duration, unused: Duration) -> SessionStore {
         SessionStore {
             map: RwLock::new(HashMap::new()),
             max,
             max_per_principal: usize::MAX,
             idle,
+            unused,
         }
     }
 
@@ -247,34 +283,71 @@ impl SessionStore {
         self
     }
 
-    /// Creates a session, first evicting expired ones if the store is full.
-    pub(crate) fn create(&self, s: Session) -> Result<Arc<Session>, Full> {
-        let s = Arc::new(s);
-        let mut m = match self.map.write() {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SessionId, Arc<Session>>> {
+        match self.map.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
-        };
+        }
+    }
+
+    /// True if `s` has expired at `now`: not busy, and idle past the idle
+    /// timeout, or never used and past the unused timeout.
+    fn is_expired(&self, s: &Session, now: Instant) -> bool {
+        let idle = now.saturating_duration_since(s.idle_since()) >= self.idle;
+        let unused = !s.used.load(Ordering::Relaxed)
+            && now.saturating_duration_since(s.created) >= self.unused;
+        (idle || unused) && !s.is_busy()
+    }
+
+    /// Removes and closes the least recently used session among those
+    /// `pick` selects that is not busy (a dead legacy session counts as
+    /// idle). False if every one is busy.
+    fn evict_lru(
+        m: &mut HashMap<SessionId, Arc<Session>>,
+        pick: impl Fn(&Session) -> bool,
+    ) -> bool {
+        let victim = m
+            .values()
+            .filter(|s| pick(s) && !s.is_busy())
+            .min_by_key(|s| s.idle_since())
+            .map(|s| s.id.clone());
+        match victim.and_then(|id| m.remove(&id)) {
+            Some(s) => {
+                tracing::debug!(version = %s.version, "session table full: least recently used idle session evicted");
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Creates a session. At the cap (in total, or for its principal), the
+    /// expired sessions go first, then the least recently used idle one;
+    /// refused only if every session in the way is busy.
+    pub(crate) fn create(&self, s: Session) -> Result<Arc<Session>, Busy> {
+        let s = Arc::new(s);
+        let mut m = self.write();
+        if let Some(p) = &s.principal {
+            let mine = |x: &Session| x.principal.as_ref() == Some(p);
+            let held = m.values().filter(|x| mine(x)).count();
+            // M6: a principal holds at most its cap; its own idle sessions make room.
+            if held >= self.max_per_principal && !Self::evict_lru(&mut m, mine) {
+                return Err(Busy::PrincipalSessions {
+                    max: self.max_per_principal,
+                });
+            }
+        }
         if m.len() >= self.max {
             let now = Instant::now();
-            let idle = self.idle;
-            m.retain(|_, s| {
-                let keep = now.duration_since(s.idle_since()) < idle;
+            m.retain(|_, x| {
+                let keep = !self.is_expired(x, now);
                 if !keep {
-                    s.close();
+                    x.close();
                 }
                 keep
             });
-            if m.len() >= self.max {
-                return Err(Full);
-            }
-        }
-        if let Some(p) = &s.principal {
-            let held = m
-                .values()
-                .filter(|x| x.principal.as_ref() == Some(p))
-                .count();
-            if held >= self.max_per_principal {
-                return Err(Full);
+            if m.len() >= self.max && !Self::evict_lru(&mut m, |_| true) {
+                return Err(Busy::Sessions { max: self.max });
             }
         }
         m.insert(s.id.clone(), s.clone());
@@ -290,7 +363,7 @@ impl SessionStore {
             };
             m.get(&SessionId(id.to_string())).cloned()
         }?;
-        if s.idle_since().elapsed() >= self.idle {
+        if self.is_expired(&s, Instant::now()) {
             self.remove(id);
             return None;
         }
@@ -300,10 +373,7 @@ impl SessionStore {
 
     /// Ends a session (DELETE). Returns whether it existed.
     pub fn remove(&self, id: &str) -> bool {
-        let mut m = match self.map.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut m = self.write();
         match m.remove(&SessionId(id.to_string())) {
             Some(s) => {
                 s.close();
@@ -313,26 +383,23 @@ impl SessionStore {
         }
     }
 
-    /// Drops sessions idle for longer than the timeout. A session with a
-    /// live stream or a running call is in use and is kept.
+    /// Drops sessions idle for longer than the idle timeout, and those
+    /// never used within the unused timeout. A session with a live stream
+    /// or a running call is in use and is kept.
     pub fn sweep(&self) {
         let now = Instant::now();
-        let mut m = match self.map.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut m = self.write();
         m.retain(|_, s| {
-            let live_stream = s.has_live_standalone();
             // A legacy session lives exactly as long as its SSE stream (M16).
-            if s.legacy && !live_stream {
+            if s.legacy && !s.has_live_standalone() {
                 s.close();
                 return false;
             }
-            let busy = !lock(&s.running).is_empty() || live_stream;
-            if busy {
+            if s.is_busy() {
                 s.touch();
+                return true;
             }
-            let keep = busy || now.duration_since(s.idle_since()) < self.idle;
+            let keep = !self.is_expired(s, now);
             if !keep {
                 s.close();
             }
@@ -390,25 +457,74 @@ mod tests {
         assert!(a.0.bytes().all(|c| c.is_ascii_hexdigit()));
     }
 
+    fn new_session() -> Session {
+        Session::new("2025-11-25", Value::Null, Value::Null, false)
+    }
+
+    /// Marks `s` busy, as a call in progress does.
+    fn busy(s: &Session) {
+        s.start_call(&RequestId::String("x".into()), Arc::default());
+    }
+
     #[test]
-    fn store_caps_sessions_and_expires_idle_ones() {
-        let store = SessionStore::new(2, Duration::from_millis(50));
-        let a = store
-            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
-            .unwrap();
-        store
-            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
-            .unwrap();
-        assert!(store
-            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
-            .is_err());
-        assert!(store.get(&a.id.0).is_some());
-        std::thread::sleep(Duration::from_millis(60));
-        // Expired sessions make room, and are gone.
-        store
-            .create(Session::new("2025-11-25", Value::Null, Value::Null, false))
-            .unwrap();
-        assert!(store.get(&a.id.0).is_none());
-        assert!(a.is_closed());
+    fn idle_and_unused_sessions_expire() {
+        let store = SessionStore::new(10, Duration::from_millis(80), Duration::from_millis(40));
+        let used = store.create(new_session()).unwrap();
+        used.mark_used();
+        let unused = store.create(new_session()).unwrap();
+        let busy_unused = store.create(new_session()).unwrap();
+        busy(&busy_unused);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(store.get(&unused.id.0).is_none(), "never used: expired");
+        assert!(unused.is_closed());
+        assert!(store.get(&used.id.0).is_some());
+        assert!(store.get(&busy_unused.id.0).is_some(), "busy: kept");
+        std::thread::sleep(Duration::from_millis(90));
+        store.sweep();
+        assert!(store.get(&used.id.0).is_none(), "idle: expired");
+        assert!(store.get(&busy_unused.id.0).is_some());
+    }
+
+    #[test]
+    fn at_the_cap_the_least_recently_used_idle_session_makes_room() {
+        let long = Duration::from_secs(60);
+        let store = SessionStore::new(3, long, long);
+        let a = store.create(new_session()).unwrap();
+        let b = store.create(new_session()).unwrap();
+        let c = store.create(new_session()).unwrap();
+        busy(&a);
+        std::thread::sleep(Duration::from_millis(2));
+        // b is now the least recently used; a is older but busy.
+        store.get(&c.id.0).unwrap();
+        let d = store.create(new_session()).unwrap();
+        assert!(b.is_closed() && store.get(&b.id.0).is_none());
+        assert!(!a.is_closed() && !c.is_closed());
+        busy(&c);
+        busy(&d);
+        assert_eq!(
+            store.create(new_session()).unwrap_err(),
+            Busy::Sessions { max: 3 }
+        );
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn a_principal_at_its_cap_makes_room_from_its_own_idle_sessions() {
+        let long = Duration::from_secs(60);
+        let store = SessionStore::new(10, long, long).with_max_per_principal(2);
+        let of = |p: &str| new_session().with_principal(Some(p.to_string()));
+        let a1 = store.create(of("alice")).unwrap();
+        let b1 = store.create(of("bob")).unwrap();
+        let a2 = store.create(of("alice")).unwrap();
+        let a3 = store.create(of("alice")).unwrap();
+        assert!(a1.is_closed(), "alice's oldest idle session made room");
+        assert!(!b1.is_closed(), "never another principal's");
+        busy(&a2);
+        busy(&a3);
+        assert_eq!(
+            store.create(of("alice")).unwrap_err(),
+            Busy::PrincipalSessions { max: 2 }
+        );
+        store.create(of("bob")).unwrap();
     }
 }

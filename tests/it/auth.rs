@@ -239,20 +239,50 @@ fn m6_a_session_belongs_to_its_principal_and_principals_are_capped() {
     // Knowing the session id is not enough: bob cannot use alice's session.
     let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&bob), &h, &ping));
     assert_eq!(r.status, 404);
-    // Alice may hold two sessions (cap), bob still gets his.
-    let (r, _) = exchange(
-        srv.addr,
-        &mcp_post("/mcp", Some(&alice), &[], &initialize_body()),
-    );
-    assert_eq!(r.status, 200);
+    // Alice may hold two sessions (cap): a third replaces her least
+    // recently used idle one (See: #13 (6)), and bob's are untouched.
+    let init = |who: &str| {
+        let (r, _) = exchange(
+            srv.addr,
+            &mcp_post("/mcp", Some(who), &[], &initialize_body()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        r.header("mcp-session-id").unwrap().to_string()
+    };
+    let bobs = init(&bob);
+    let second = init(&alice);
+    let third = init(&alice);
+    let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&alice), &h, &ping));
+    assert_eq!(r.status, 404, "her oldest idle session made room");
+    // Both of hers busy (GET streams open): a fourth is refused, 503 + Retry-After.
+    let mut streams = Vec::new();
+    for sid in [&second, &third] {
+        let auth = format!("Bearer {alice}");
+        let mut s = Reader::new(connect(srv.addr));
+        s.send(&http_request(
+            "GET",
+            "/mcp",
+            &[
+                ("Authorization", &auth),
+                ("Accept", "text/event-stream"),
+                ("Mcp-Session-Id", sid),
+            ],
+            b"",
+        ));
+        assert_eq!(s.response_to("HEAD").status, 200);
+        streams.push(s);
+    }
     let (r, _) = exchange(
         srv.addr,
         &mcp_post("/mcp", Some(&alice), &[], &initialize_body()),
     );
     assert_eq!(r.status, 503, "{}", r.body_str());
-    let (r, _) = exchange(
-        srv.addr,
-        &mcp_post("/mcp", Some(&bob), &[], &initialize_body()),
-    );
-    assert_eq!(r.status, 200);
+    assert!(r.header("retry-after").is_some(), "{}", r.head);
+    let bob_h = [
+        ("Mcp-Session-Id", bobs.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&bob), &bob_h, &ping));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    init(&bob);
 }

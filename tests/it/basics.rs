@@ -194,3 +194,108 @@ fn health_routes_answer_and_ready_turns_503_on_shutdown() {
     r.send(&get("/health/ready"));
     assert_eq!(r.response().status, 200);
 }
+
+/// A route answering later from another thread: the thread waits until
+/// the client is gone (or `ms` pass), reports what `Responder::is_closed`
+/// said, then answers.
+fn later_routes(r: &mut conduit::http::Router, seen: std::sync::mpsc::Sender<bool>) {
+    use conduit::http::{Cx, Method, Mode, Reply, Request, Response};
+    let seen = std::sync::Mutex::new(seen);
+    for (mode, path) in [(Mode::Inline, "/later"), (Mode::Pool, "/later-pool")] {
+        let seen = seen.lock().unwrap().clone();
+        r.route(
+            Method::Get,
+            path,
+            mode,
+            move |req: &mut Request, cx: &mut Cx<'_>| {
+                let ms: u64 = req
+                    .query_param("ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(3000);
+                let resp = cx.responder();
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                    while !resp.is_closed() && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let _ = seen.send(resp.is_closed());
+                    let _ = resp.respond(Response::text(200, "late"));
+                });
+                Reply::Later
+            },
+        );
+    }
+}
+
+#[test]
+fn a_deferred_reply_learns_that_its_client_went_away() {
+    // See: #13 (5). A producer answering through a `Responder` can tell a
+    // client that closed (or shut its sending side) from one still waiting.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let srv = spawn_server_with(test_config(), |r| later_routes(r, tx));
+    let wait = std::time::Duration::from_secs(2);
+    for path in ["/later", "/later-pool"] {
+        // Closed outright.
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&get(path));
+        drop(r);
+        assert_eq!(rx.recv_timeout(wait), Ok(true), "{path}: close");
+        // Half-closed, nothing pipelined: no request will follow.
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&get(path));
+        r.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(rx.recv_timeout(wait), Ok(true), "{path}: half-close");
+        drop(r);
+        // A client still waiting gets its answer, and was never reported gone.
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&get(&format!("{path}?ms=100")));
+        assert_eq!(r.response().body_str(), "late");
+        assert_eq!(rx.recv_timeout(wait), Ok(false), "{path}: still there");
+        // A request pipelined behind it, then a half-close: the client
+        // still reads, so the first reply is not abandoned.
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&[get(&format!("{path}?ms=100")), get("/plaintext")].concat());
+        r.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(r.response().body_str(), "late");
+        assert_eq!(r.response().body_str(), "Hello, World!");
+        assert_eq!(rx.recv_timeout(wait), Ok(false), "{path}: pipelined");
+    }
+}
+
+#[test]
+fn a_stream_started_for_a_client_that_already_left_is_closed_at_once() {
+    // See: #13 (5). A deferred reply that turns into an SSE stream after its
+    // client left: the stream's senders see it closed from the start, so a
+    // producer does not stream into the void.
+    use conduit::http::{Cx, Method, Mode, Reply, Request, Response};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = spawn_server_with(test_config(), move |r| {
+        let tx = tx.lock().unwrap().clone();
+        r.route(
+            Method::Get,
+            "/later-sse",
+            Mode::Inline,
+            move |_: &mut Request, cx: &mut Cx<'_>| {
+                let resp = cx.responder();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                    while !resp.is_closed() && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let closed = resp
+                        .sse(Response::new(200))
+                        .map_or(true, |sender| sender.is_closed());
+                    let _ = tx.send(closed);
+                });
+                Reply::Later
+            },
+        );
+    });
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get("/later-sse"));
+    drop(r);
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+}

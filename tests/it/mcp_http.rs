@@ -1475,31 +1475,118 @@ fn a_client_vanishing_mid_call_does_not_disturb_other_sessions() {
 }
 
 #[test]
-fn sessions_beyond_max_sessions_are_refused_and_existing_ones_keep_working() {
+fn m18_at_max_sessions_the_least_recently_used_idle_session_makes_room() {
+    // See: #13 (6). At the cap the least recently used idle session is
+    // evicted; only when every session is busy (an open stream, a running
+    // call) is a new one refused: 503, Retry-After, and a JSON-RPC error
+    // that says why.
     let mut cfg = test_config();
     cfg.mcp.max_sessions = 2;
     let srv = spawn_server(cfg);
     let a = initialize(srv.addr);
     let b = initialize(srv.addr);
+    request(srv.addr, &a, 2, "ping", json!({}));
+    let c = initialize(srv.addr);
+    let resp = send(srv.addr, &session_post(&b, &rpc(3, "ping", json!({}))));
+    assert_eq!(
+        resp.status, 404,
+        "b was the least recently used: {:?}",
+        resp.head
+    );
+    request(srv.addr, &a, 4, "ping", json!({}));
+    request(srv.addr, &c, 5, "ping", json!({}));
+    // Both sessions busy: their GET streams are open.
+    let streams: Vec<SseReader> = [&a, &c]
+        .iter()
+        .map(|sid| {
+            let (head, sse) = open_stream(
+                srv.addr,
+                &get_mcp(&[("Mcp-Session-Id", sid), ("MCP-Protocol-Version", VERSION)]),
+            );
+            assert_sse_head(&head);
+            sse
+        })
+        .collect();
     let resp = send(srv.addr, &post_mcp(&[], &to_body(&init_msg(VERSION))));
-    assert!(resp.status >= 400, "a third session: {:?}", resp.head);
+    assert_busy(&resp, 1, "max_sessions");
     assert!(resp.header("mcp-session-id").is_none());
-    let v = resp.json();
-    assert_eq!(v["id"], 1, "{v}");
-    assert!(v["error"]["code"].is_i64(), "{v}");
     // A legacy stream is a session too.
     let resp = send(srv.addr, &http_request("GET", "/mcp/sse", &[], b""));
     assert_eq!(resp.status, 503, "{:?}", resp.head);
-    request(srv.addr, &a, 2, "ping", json!({}));
-    request(srv.addr, &b, 3, "ping", json!({}));
-    // Ending one makes room.
-    let resp = send(
-        srv.addr,
-        &http_request("DELETE", "/mcp", &[("Mcp-Session-Id", &a)], b""),
+    assert!(resp.header("retry-after").is_some(), "{:?}", resp.head);
+    request(srv.addr, &a, 6, "ping", json!({}));
+    request(srv.addr, &c, 7, "ping", json!({}));
+    // A stream closing makes its session idle, and so evictable.
+    drop(streams);
+    let d = wait_for(
+        Duration::from_secs(3),
+        "a session once a stream closed",
+        || {
+            let resp = send(srv.addr, &post_mcp(&[], &to_body(&init_msg(VERSION))));
+            match resp.header("mcp-session-id") {
+                Some(sid) => Ok(sid.to_string()),
+                None => Err(resp.status),
+            }
+        },
     );
-    assert!((200..300).contains(&resp.status));
-    let c = initialize(srv.addr);
-    request(srv.addr, &c, 4, "ping", json!({}));
+    request(srv.addr, &d, 8, "ping", json!({}));
+}
+
+#[test]
+fn m18_an_anonymous_initialize_flood_cannot_fill_the_session_table() {
+    // See: #13 (6). 1,100 anonymous initializes against the default cap of
+    // 1,000: every one gets a session, and so does the next real client,
+    // which can call a tool.
+    let srv = spawn_server(test_config());
+    let init = post_mcp(&[], &to_body(&init_msg(VERSION)));
+    let mut r = Reader::new(connect(srv.addr));
+    let mut first = None;
+    for i in 0..1100 {
+        r.send(&init);
+        let resp = r.response();
+        assert_eq!(
+            resp.status,
+            200,
+            "initialize {i}: {:?} {}",
+            resp.head,
+            resp.body_str()
+        );
+        if first.is_none() {
+            first = resp.header("mcp-session-id").map(str::to_string);
+        }
+        if resp.closes() {
+            r = Reader::new(connect(srv.addr));
+        }
+    }
+    let sid = initialize(srv.addr);
+    let v = result(
+        srv.addr,
+        &sid,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "text": "in" } }),
+    );
+    assert_eq!(v["content"][0]["text"], "in");
+    // The oldest flood session made room.
+    let first = first.unwrap();
+    let resp = send(srv.addr, &session_post(&first, &rpc(2, "ping", json!({}))));
+    assert_eq!(resp.status, 404, "{:?}", resp.head);
+}
+
+#[test]
+fn m18_a_session_never_used_after_initialize_expires_soon() {
+    // See: #13 (6). A session whose client makes no request after
+    // `initialize` lives `mcp.unused_session_timeout_ms`, not the idle timeout.
+    let mut cfg = test_config();
+    cfg.mcp.unused_session_timeout = Duration::from_millis(200);
+    let srv = spawn_server(cfg);
+    let unused = initialize(srv.addr);
+    let used = initialize(srv.addr);
+    request(srv.addr, &used, 1, "ping", json!({}));
+    // The subject of the test is time passing.
+    std::thread::sleep(Duration::from_millis(400));
+    let resp = send(srv.addr, &session_post(&unused, &rpc(2, "ping", json!({}))));
+    assert_eq!(resp.status, 404, "unused session: {:?}", resp.head);
+    request(srv.addr, &used, 3, "ping", json!({}));
 }
 
 // ---------------------------------------------------------------------------
@@ -2271,4 +2358,560 @@ fn head_on_the_stream_endpoints_opens_nothing() {
     let (_legacy, _) = open_legacy(srv.addr);
     let (head, _stream) = open_stream(srv.addr, &get_mcp(&[("Mcp-Session-Id", &sid)]));
     assert_sse_head(&head);
+}
+
+// ---------------------------------------------------------------------------
+// SECURITY.md M17: tool calls do not outlive their clients; the tool pool
+// is shared fairly and its queue is bounded.
+
+/// A stateless `tools/call` of `sleep` for `ms`, as raw request bytes.
+fn stateless_sleep(id: i64, ms: u64, token: Option<&str>) -> Vec<u8> {
+    let mut msg = stateless_msg(
+        id,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": ms } }),
+    );
+    if let Some(t) = token {
+        msg["params"]["_meta"]["progressToken"] = json!(t);
+    }
+    stateless_post(Some(STATELESS), Some("tools/call"), Some("sleep"), &msg)
+}
+
+/// A session call with a JSON-only `Accept`: its reply can only be plain JSON.
+fn json_only_post(sid: &str, msg: &Value) -> Vec<u8> {
+    post_mcp(
+        &[
+            ("Mcp-Session-Id", sid),
+            ("MCP-Protocol-Version", VERSION),
+            ("Accept", "application/json"),
+        ],
+        &to_body(msg),
+    )
+}
+
+/// Sends `raw` and asserts the answer comes within `limit`; returns it.
+#[track_caller]
+fn answered_within(addr: SocketAddr, raw: &[u8], limit: Duration) -> RawResponse {
+    let start = Instant::now();
+    let mut r = Reader::new(connect(addr));
+    r.send(raw);
+    assert!(
+        r.poll_for(limit),
+        "no answer within {limit:?}: the tool pool is still held"
+    );
+    let resp = r.response();
+    assert!(
+        start.elapsed() < limit,
+        "answered after {:?}",
+        start.elapsed()
+    );
+    resp
+}
+
+/// Asserts a refusal for a full server: 503, `Retry-After`, and a
+/// JSON-RPC -32005 error that names the bound (`reason`) and keeps the id.
+#[track_caller]
+fn assert_busy(resp: &RawResponse, id: i64, reason: &str) {
+    assert_eq!(resp.status, 503, "{:?} {}", resp.head, resp.body_str());
+    assert!(resp.header("retry-after").is_some(), "{:?}", resp.head);
+    let v = resp.json();
+    assert_eq!(v["id"], id, "{v}");
+    assert_eq!(code(&v), -32005, "{v}");
+    assert_eq!(v["error"]["data"]["reason"], reason, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(reason), "the message says why: {v}");
+}
+
+#[test]
+fn m17_abandoned_stateless_calls_free_the_tool_pool() {
+    // See: #13 (5). 40 calls of 60 s (more than the 32 tool threads) whose
+    // clients leave after 1 s: another call still answers within 5 s.
+    let srv = spawn_server(test_config());
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut r = Reader::new(connect(srv.addr));
+        // Half reply as plain JSON, half as an SSE stream (progress).
+        let token = format!("t{i}");
+        r.send(&stateless_sleep(i, 60_000, (i % 2 == 0).then_some(&token)));
+        clients.push(r);
+    }
+    // The scenario's own timing: the clients give up after a second.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(clients);
+    let resp = answered_within(
+        srv.addr,
+        &stateless_sleep(99, 10, None),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.status, 200, "{:?}", resp.head);
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+}
+
+#[test]
+fn m17_abandoned_session_calls_with_plain_json_replies_free_the_tool_pool() {
+    // See: #13 (5). The session era: 40 calls of 60 s over five sessions,
+    // answered as plain JSON, whose connections close after 1 s.
+    let srv = spawn_server(test_config());
+    let sessions: Vec<String> = (0..5).map(|_| initialize(srv.addr)).collect();
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(&json_only_post(
+            &sessions[i % 5],
+            &sleep_call(i as i64, 60_000, None),
+        ));
+        clients.push(r);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    drop(clients);
+    let other = initialize(srv.addr);
+    let resp = answered_within(
+        srv.addr,
+        &json_only_post(&other, &sleep_call(7, 10, None)),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+    // The sessions themselves are fine.
+    for s in &sessions {
+        request(srv.addr, s, 8, "ping", json!({}));
+    }
+}
+
+#[test]
+fn m17_a_resumable_call_survives_its_connection_dropping() {
+    // See: #13 (5). A 2025-11-25 call whose reply became an SSE stream with
+    // event ids is not cancelled when its connection drops: the client may
+    // come back with Last-Event-ID, and finds the whole result.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let (head, mut sse) = open_stream(
+        srv.addr,
+        &session_post(&sid, &sleep_call(5, 500, Some("r"))),
+    );
+    assert_sse_head(&head);
+    let priming = sse.next_event().unwrap();
+    let (stream, _) = event_id(&priming);
+    let first = sse.next_event().unwrap();
+    assert!(is_progress(&first.json()), "{first:?}");
+    let last = first.id.clone().unwrap();
+    drop(sse);
+    // Come back after the call would have ended.
+    std::thread::sleep(Duration::from_millis(900));
+    let (head, mut sse) = open_stream(
+        srv.addr,
+        &get_mcp(&[
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", VERSION),
+            ("Last-Event-ID", &last),
+        ]),
+    );
+    assert_sse_head(&head);
+    let msgs: Vec<Value> = sse
+        .rest()
+        .into_iter()
+        .filter(|e| !e.data.as_deref().unwrap_or_default().is_empty())
+        .inspect(|e| assert_eq!(event_id(e).0, stream))
+        .map(|e| e.json())
+        .collect();
+    assert_eq!(
+        msgs.iter().filter(|v| is_progress(v)).count(),
+        9,
+        "{msgs:?}"
+    );
+    let last = msgs.last().unwrap();
+    assert_eq!(last["id"], 5);
+    assert_eq!(
+        last["result"]["content"][0]["text"], "slept 500 ms",
+        "{last}"
+    );
+}
+
+#[test]
+fn m17_a_session_gets_its_share_of_the_tool_pool_and_no_more() {
+    // See: #13 (5). Over `mcp.max_calls_per_session` calls in progress, a
+    // session's next call is refused at once (503, -32005); other sessions
+    // still run theirs.
+    let mut cfg = test_config();
+    cfg.mcp.max_calls_per_session = 2;
+    let srv = spawn_server(cfg);
+    let a = initialize(srv.addr);
+    let mut running = Vec::new();
+    for id in 1..=2 {
+        let (head, mut sse) = open_stream(
+            srv.addr,
+            &session_post(&a, &sleep_call(id, 3000, Some("p"))),
+        );
+        assert_sse_head(&head);
+        sse.next_event().unwrap();
+        running.push(sse);
+    }
+    let resp = answered_within(
+        srv.addr,
+        &session_post(&a, &sleep_call(3, 10, None)),
+        Duration::from_secs(2),
+    );
+    assert_busy(&resp, 3, "max_calls_per_session");
+    let b = initialize(srv.addr);
+    let r = result(
+        srv.addr,
+        &b,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": 10 } }),
+    );
+    assert_eq!(r["content"][0]["text"], "slept 10 ms");
+    // Calls that are not tool calls are not counted.
+    request(srv.addr, &a, 4, "ping", json!({}));
+    // Once one of its calls ends, the session may call again.
+    let cancel = notification("notifications/cancelled", json!({ "requestId": 1 }));
+    assert_eq!(send(srv.addr, &session_post(&a, &cancel)).status, 202);
+    running.remove(0).rest();
+    let r = result(
+        srv.addr,
+        &a,
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": 10 } }),
+    );
+    assert_eq!(r["content"][0]["text"], "slept 10 ms");
+}
+
+#[test]
+fn m17_a_full_call_queue_refuses_at_once() {
+    // See: #13 (5). One tool thread, one waiting place: of two more calls,
+    // one waits and the other is refused at once (503, -32005), not left
+    // hanging.
+    let mut cfg = test_config();
+    cfg.mcp.tool_threads = 1;
+    cfg.mcp.max_queued_calls = 1;
+    let srv = spawn_server(cfg);
+    let (head, mut busy) = open_stream(srv.addr, &stateless_sleep(1, 1500, Some("busy")));
+    assert_sse_head(&head);
+    busy.next_event().unwrap();
+    let mut b = Reader::new(connect(srv.addr));
+    b.send(&stateless_sleep(2, 10, None));
+    let mut c = Reader::new(connect(srv.addr));
+    c.send(&stateless_sleep(3, 10, None));
+    let start = Instant::now();
+    let (refused, id, mut waiting) = loop {
+        if b.poll_for(Duration::from_millis(20)) {
+            break (b.response(), 2, c);
+        }
+        if c.poll_for(Duration::from_millis(20)) {
+            break (c.response(), 3, b);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "neither was refused"
+        );
+    };
+    assert_busy(&refused, id, "max_queued_calls");
+    // The waiting call runs once the thread is free.
+    let resp = waiting.response();
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
+    assert_eq!(busy.rest().len(), 10, "the running call finished normally");
+}
+
+// ---------------------------------------------------------------------------
+// #13 (9): smaller MCP defects.
+
+#[test]
+fn a_tool_output_that_fails_its_output_schema_is_an_is_error_result() {
+    // See: #13 (9a). 1.7e308 + 1.7e308 overflows to infinity, which JSON
+    // cannot carry: the tool failed, and says so in an `isError` result,
+    // in both eras; it is not a JSON-RPC error.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let args = json!({ "name": "add", "arguments": { "a": 1.7e308, "b": 1.7e308 } });
+    let r = result(srv.addr, &sid, "tools/call", args.clone());
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(r.get("structuredContent").is_none(), "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("output schema"), "{r}");
+    let msg = stateless_msg(2, "tools/call", args);
+    let resp = send(
+        srv.addr,
+        &stateless_post(Some(STATELESS), Some("tools/call"), Some("add"), &msg),
+    );
+    assert_eq!(resp.status, 200, "{:?}", resp.head);
+    let v = resp.json();
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+}
+
+#[test]
+fn request_ids_beyond_f64_round_trip_exactly() {
+    // See: #13 (9b). `1e400` and a 30-digit integer were -32700; ids are
+    // echoed as the exact text they arrived as, on every reply path.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    for id in ["1e400", "123456789012345678901234567890", "1.50"] {
+        let bodies = [
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"nope"}}"#),
+            // A deferred reply, from the tool pool.
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"sleep","arguments":{{"ms":1}}}}}}"#
+            ),
+        ];
+        for body in &bodies {
+            let resp = send(
+                srv.addr,
+                &post_mcp(
+                    &[("Mcp-Session-Id", &sid), ("MCP-Protocol-Version", VERSION)],
+                    body.as_bytes(),
+                ),
+            );
+            assert_eq!(resp.status, 200, "{body}: {:?}", resp.head);
+            let text = resp.body_str();
+            assert!(
+                text.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"#)),
+                "{body} → {text}"
+            );
+        }
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS}","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        let resp = send(
+            srv.addr,
+            &post_mcp(
+                &[
+                    ("MCP-Protocol-Version", STATELESS),
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "echo"),
+                ],
+                body.as_bytes(),
+            ),
+        );
+        assert_eq!(resp.status, 200, "{:?} {}", resp.head, resp.body_str());
+        assert!(
+            resp.body_str()
+                .starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"#)),
+            "{}",
+            resp.body_str()
+        );
+    }
+}
+
+#[test]
+fn an_oversized_body_gets_a_json_rpc_error_body() {
+    // See: #13 (9c). The http layer refuses a body over mcp.max_body_bytes
+    // before the handler runs; its 413 is a JSON-RPC error (null id) like
+    // every other MCP error, not plain text.
+    let srv = spawn_server(test_config());
+    let over = 4 * 1024 * 1024 + 1;
+    for (what, raw) in [
+        (
+            "Content-Length",
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Accept: {ACCEPT}\r\nContent-Length: {over}\r\n\r\n"
+            ),
+        ),
+        (
+            "chunked",
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n{over:x}\r\n{{"
+            ),
+        ),
+        (
+            "legacy",
+            format!(
+                "POST /mcp?sessionId=0123456789abcdef0123456789abcdef HTTP/1.1\r\n\
+                 Host: localhost\r\nContent-Type: application/json\r\nContent-Length: {over}\r\n\r\n"
+            ),
+        ),
+    ] {
+        let mut r = Reader::new(connect(srv.addr));
+        r.send(raw.as_bytes());
+        let resp = r.expect_error_close(413, what);
+        assert_json(&resp);
+        let v = resp.json();
+        assert_eq!(v["jsonrpc"], "2.0", "{what}: {v}");
+        assert!(v["id"].is_null(), "{what}: {v}");
+        assert_eq!(code(&v), -32600, "{what}: {v}");
+        assert!(v["error"]["message"].is_string(), "{what}: {v}");
+    }
+    // Other routes keep their own error bodies.
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(
+        format!(
+            "POST /json HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            5 << 20
+        )
+        .as_bytes(),
+    );
+    let resp = r.expect_error_close(413, "/json");
+    assert!(
+        resp.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain"),
+        "{:?}",
+        resp.head
+    );
+}
+
+#[test]
+fn initialize_without_its_required_params_is_invalid_params() {
+    // See: #13 (9d). `initialize` with no params (or without
+    // protocolVersion, capabilities or clientInfo) is -32602, and opens no
+    // session.
+    let srv = spawn_server(test_config());
+    let full = json!({
+        "protocolVersion": VERSION,
+        "capabilities": {},
+        "clientInfo": { "name": "it", "version": "0" }
+    });
+    let mut bad = vec![json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize" })];
+    for drop_key in ["protocolVersion", "capabilities", "clientInfo"] {
+        let mut p = full.clone();
+        p.as_object_mut().unwrap().remove(drop_key);
+        bad.push(rpc(1, "initialize", p));
+    }
+    let mut p = full.clone();
+    p["capabilities"] = json!("all");
+    bad.push(rpc(1, "initialize", p));
+    for msg in &bad {
+        let resp = send(srv.addr, &post_mcp(&[], &to_body(msg)));
+        assert_eq!(resp.status, 200, "{msg}: {:?}", resp.head);
+        assert!(
+            resp.header("mcp-session-id").is_none(),
+            "{msg}: {:?}",
+            resp.head
+        );
+        let v = resp.json();
+        assert_eq!(v["id"], 1, "{v}");
+        assert_eq!(code(&v), -32602, "{msg}: {v}");
+    }
+    assert_eq!(
+        send(
+            srv.addr,
+            &post_mcp(&[], &to_body(&rpc(1, "initialize", full)))
+        )
+        .status,
+        200
+    );
+    // The legacy transport answers on its stream.
+    let (mut sse, path) = open_legacy(srv.addr);
+    let resp = send(srv.addr, &legacy_post(&path, &bad[0]));
+    assert_eq!(resp.status, 202, "{:?}", resp.head);
+    assert_eq!(code(&legacy_message(&mut sse)), -32602);
+}
+
+#[test]
+fn caching_hints_appear_only_in_stateless_results() {
+    // See: #13 (9e). `ttlMs`/`cacheScope` (and `resultType`) belong to the
+    // 2026-07-28 era; session-era results do not carry them.
+    let srv = spawn_server(test_config());
+    let sid = initialize(srv.addr);
+    let calls = [
+        ("tools/list", json!({}), None),
+        ("resources/list", json!({}), None),
+        ("resources/templates/list", json!({}), None),
+        (
+            "resources/read",
+            json!({ "uri": "conduit://readme" }),
+            Some("conduit://readme"),
+        ),
+        ("prompts/list", json!({}), None),
+    ];
+    for (method, params, name) in &calls {
+        let r = result(srv.addr, &sid, method, params.clone());
+        for key in ["ttlMs", "cacheScope", "resultType"] {
+            assert!(r.get(key).is_none(), "session {method}: {key} in {r}");
+        }
+        let msg = stateless_msg(3, method, params.clone());
+        let v = send(
+            srv.addr,
+            &stateless_post(Some(STATELESS), Some(method), *name, &msg),
+        )
+        .json();
+        let r = &v["result"];
+        assert!(r.get("ttlMs").is_some(), "stateless {method}: {v}");
+        assert!(r.get("cacheScope").is_some(), "stateless {method}: {v}");
+        assert_eq!(r["resultType"], "complete", "stateless {method}: {v}");
+    }
+}
+
+#[test]
+fn an_expired_request_state_is_refused_like_a_tampered_one() {
+    // See: #13 (9f). `requestState` carries a signed expiry
+    // (`mcp.request_state_ttl_ms`); a retry with an expired one gets the
+    // same -32602 as a tampered one, and a fresh one still works.
+    let mut cfg = test_config();
+    cfg.mcp.fixtures = Some("conformance".into());
+    cfg.mcp.request_state_ttl = Duration::from_millis(300);
+    let srv = spawn_server(cfg);
+    let tool = "test_input_required_result_request_state";
+    let call = |id: i64, extra: Value| {
+        let mut params = json!({ "name": tool, "arguments": {} });
+        for (k, v) in extra.as_object().unwrap() {
+            params[k] = v.clone();
+        }
+        let mut msg = stateless_msg(id, "tools/call", params);
+        msg["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            json!({ "elicitation": {} });
+        let resp = send(
+            srv.addr,
+            &stateless_post(Some(STATELESS), Some("tools/call"), Some(tool), &msg),
+        );
+        resp.json()
+    };
+    let answer = json!({ "confirm": { "action": "accept", "content": { "ok": true } } });
+    let first_state = |id: i64| {
+        let v = call(id, json!({}));
+        assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+        v["result"]["requestState"].as_str().unwrap().to_string()
+    };
+    // Within its lifetime the state round-trips.
+    let state = first_state(1);
+    let v = call(
+        2,
+        json!({ "requestState": state, "inputResponses": answer }),
+    );
+    assert_eq!(
+        v["result"]["content"][0]["text"], "Confirmed: state-ok",
+        "{v}"
+    );
+    // Past it, the same retry is refused.
+    let state = first_state(3);
+    std::thread::sleep(Duration::from_millis(500));
+    let expired = call(
+        4,
+        json!({ "requestState": state, "inputResponses": answer }),
+    );
+    assert_eq!(code(&expired), -32602, "{expired}");
+    let mut tampered_state = state.clone();
+    tampered_state.insert(0, 'x');
+    let tampered = call(
+        4,
+        json!({ "requestState": tampered_state, "inputResponses": answer }),
+    );
+    assert_eq!(expired["error"], tampered["error"], "one error for both");
+}
+
+#[test]
+fn m17_a_legacy_call_is_cancelled_when_its_stream_closes() {
+    // See: #13 (5). On the 2024-11-05 HTTP+SSE transport the reply can only
+    // travel on the session's stream, which cannot be resumed: once it
+    // closes, the call is cancelled and its tool thread freed.
+    let mut cfg = test_config();
+    cfg.mcp.tool_threads = 1;
+    let srv = spawn_server(cfg);
+    let (mut sse, path) = open_legacy(srv.addr);
+    send(srv.addr, &legacy_post(&path, &init_msg("2024-11-05")));
+    legacy_message(&mut sse);
+    let resp = send(
+        srv.addr,
+        &legacy_post(&path, &sleep_call(2, 60_000, Some("l"))),
+    );
+    assert_eq!(resp.status, 202);
+    drop(sse);
+    let sid = initialize(srv.addr);
+    let resp = answered_within(
+        srv.addr,
+        &json_only_post(&sid, &sleep_call(3, 10, None)),
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.json()["result"]["content"][0]["text"], "slept 10 ms");
 }

@@ -23,10 +23,15 @@ struct StdioServer {
 
 impl StdioServer {
     fn spawn() -> StdioServer {
+        StdioServer::spawn_with_env(&[])
+    }
+
+    fn spawn_with_env(env: &[(&str, &str)]) -> StdioServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
             .arg("stdio")
             // Chatty logging, to check that none of it reaches stdout.
             .env("RUST_LOG", "trace")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -388,4 +393,28 @@ fn stdio_logs_go_to_stderr_and_stdout_stays_json() {
         logs.contains("no pending request"),
         "the debug log went to stderr: {logs:?}"
     );
+}
+
+#[test]
+fn stdio_the_one_client_is_not_held_to_a_per_session_share() {
+    // See: #13 (5). mcp.max_calls_per_session keeps one session from
+    // crowding out others; stdio has no others, so its client may use the
+    // whole tool pool.
+    let mut s = StdioServer::spawn_with_env(&[("CONDUIT_MCP_MAX_CALLS_PER_SESSION", "1")]);
+    s.initialize();
+    for id in 1..=3 {
+        s.send(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": { "name": "sleep", "arguments": { "ms": 300 } } }));
+    }
+    let mut done = Vec::new();
+    while done.len() < 3 {
+        let v = s.recv();
+        assert!(v.get("error").is_none(), "{v}");
+        if v.get("result").is_some() {
+            assert_eq!(v["result"]["content"][0]["text"], "slept 300 ms", "{v}");
+            done.push(v["id"].as_i64().unwrap());
+        }
+    }
+    done.sort();
+    assert_eq!(done, [1, 2, 3]);
 }

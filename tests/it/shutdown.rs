@@ -124,10 +124,12 @@ fn requests_sent_on_keep_alive_connections_right_after_sigterm_are_answered() {
     for r in &mut conns {
         r.send(&get("/json"));
     }
+    // Each is answered: with `Connection: close` during the drain, or as
+    // usual if it beat the loop to the signal (and the connection then
+    // closes after the idle grace).
     for r in &mut conns {
         let resp = r.response();
         assert_eq!(resp.status, 200, "{:?}", resp.head);
-        assert!(resp.closes(), "answered during the drain: {:?}", resp.head);
         assert!(r.closed());
     }
     assert_eq!(wait_exit(&mut p).code(), Some(0));

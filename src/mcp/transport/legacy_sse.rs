@@ -36,14 +36,7 @@ pub(crate) fn open(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
             .with_principal(principal),
     ) {
         Ok(s) => s,
-        Err(_) => {
-            return http_error(
-                503,
-                INVALID_REQUEST,
-                "Service Unavailable: too many sessions",
-            )
-            .into()
-        }
+        Err(b) => return super::busy_error(b).into(),
     };
     let stream = StreamState::new(Framing::Legacy, 0);
     let (sse, tx) = cx.sse();
@@ -128,5 +121,10 @@ struct SessionOut(Arc<Session>);
 impl Outbox for SessionOut {
     fn send(&self, json: String) -> bool {
         self.0.notify(json)
+    }
+
+    fn is_abandoned(&self) -> bool {
+        // The one stream is gone, and the 2024-11-05 transport cannot resume it.
+        !self.0.has_live_standalone()
     }
 }

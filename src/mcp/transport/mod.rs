@@ -45,6 +45,21 @@ pub fn routes(router: &mut Router, server: Arc<super::Server>) {
         Mode::Inline,
         move |req: &mut Request, cx: &mut crate::http::Cx<'_>| legacy_sse::open(&s, req, cx),
     );
+    // The http layer's own refusals (413 over mcp.max_body_bytes, 408,
+    // broken chunked framing) are JSON-RPC errors too, like every other.
+    router.error_bodies("/mcp", http_layer_error);
+}
+
+/// A JSON-RPC error (null id: the request was never read) for an error the
+/// http layer answers itself, keeping its status.
+fn http_layer_error(status: u16, reason: &str) -> Response {
+    let code = if status >= 500 {
+        jsonrpc::INTERNAL_ERROR
+    } else {
+        jsonrpc::INVALID_REQUEST
+    };
+    let message = format!("{}: {reason}", crate::http::response::reason(status));
+    http_error(status, code, &message)
 }
 
 /// An HTTP error whose body is a JSON-RPC error with a null id.
@@ -55,56 +70,27 @@ pub(crate) fn http_error(status: u16, code: i64, message: &str) -> Response {
     )
 }
 
-/// The host part of an authority or origin (`[::1]` keeps its brackets), lowercased.
-fn host_of(authority: &str) -> String {
-    let a = authority.trim();
-    let host = if a.starts_with('[') {
-        a.find(']').map_or(a, |i| &a[..=i])
-    } else {
-        a.rsplit_once(':').map_or(a, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                a
-            }
-        })
-    };
-    host.to_ascii_lowercase()
+/// 503 for a full server (SECURITY.md M18): a JSON-RPC error (null id)
+/// saying which bound was met, and `Retry-After`.
+pub(crate) fn busy_error(b: super::Busy) -> Response {
+    let e = super::Error::Busy(b);
+    Response::json(503, jsonrpc::encode_error(None, &e.to_object(false))).header(
+        "Retry-After",
+        super::error::BUSY_RETRY_AFTER_SECS.to_string(),
+    )
 }
 
 /// DNS-rebinding protection: `Host` (or the absolute-form authority) must be
 /// allowed (M2), and so must `Origin` when present (M1). `None` = allowed.
 pub(crate) fn check_origin(cfg: &McpConfig, req: &Request) -> Option<Response> {
-    let allowed = |list: &[String], host: &str| list.iter().any(|h| h.eq_ignore_ascii_case(host));
-    if let Some(host) = req.host() {
-        if !allowed(&cfg.allowed_hosts, &host_of(host)) {
-            return Some(http_error(403, -32600, "Forbidden: Host not allowed"));
-        }
-    }
-    if let Some(origin) = req.header_str("origin") {
-        let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or(rest);
-        if origin == "null" || !allowed(&cfg.allowed_origins, &host_of(authority)) {
-            return Some(http_error(403, -32600, "Forbidden: Origin not allowed"));
-        }
-    } else if req.header("origin").is_some() {
-        return Some(http_error(403, -32600, "Forbidden: Origin not allowed"));
-    }
-    None
+    crate::http::origin::check(req, &cfg.allowed_hosts, &cfg.allowed_origins)
+        .err()
+        .map(|why| http_error(403, -32600, &why.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_are_extracted_without_ports() {
-        assert_eq!(host_of("localhost:8080"), "localhost");
-        assert_eq!(host_of("LOCALHOST"), "localhost");
-        assert_eq!(host_of("[::1]:9"), "[::1]");
-        assert_eq!(host_of("127.0.0.1"), "127.0.0.1");
-        assert_eq!(host_of("evil.example.com:80"), "evil.example.com");
-    }
 
     #[test]
     fn origin_and_host_allow_list() {

@@ -166,6 +166,8 @@ pub fn run(
         });
         match outcome {
             Outcome::Initialized(s, j) => {
+                // The pipe's one client has the whole tool pool to itself.
+                s.set_sole_client();
                 s.set_standalone(Some(lines.clone()));
                 match session.lock() {
                     Ok(mut g) => *g = Some(s),

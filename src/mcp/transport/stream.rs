@@ -217,6 +217,11 @@ impl SessionStreams {
         self.streams.get(&id).cloned()
     }
 
+    /// True while a client connection is attached to any of the streams.
+    pub(crate) fn any_attached(&self) -> bool {
+        self.streams.values().any(|s| s.is_attached())
+    }
+
     pub(crate) fn close_all(&mut self) {
         for s in self.streams.values() {
             s.finish();
@@ -338,5 +343,17 @@ impl Outbox for CallSink {
 
     fn is_open(&self) -> bool {
         lock(&self.stream).as_ref().is_none_or(|s| s.is_attached())
+    }
+
+    fn is_abandoned(&self) -> bool {
+        let stream = lock(&self.stream);
+        match stream.as_ref() {
+            // Still a plain reply: abandoned once its connection is gone.
+            None => lock(&self.responder)
+                .as_ref()
+                .is_some_and(|r| r.is_closed()),
+            // Without event ids the client cannot resume: gone is gone.
+            Some(s) => self.framing != Framing::Resumable && !s.is_attached(),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Streamable HTTP (`POST/GET/DELETE /mcp`), both eras on one endpoint.
 
-use super::super::error::Error;
+use super::super::error::{Error, BUSY_RETRY_AFTER_SECS};
 use super::super::jsonrpc::{self, Message, Parsed, RequestId, INVALID_REQUEST};
 use super::super::server::{self, Deferred, Era, Outcome, Server, SESSION_VERSIONS};
 use super::super::session::Session;
@@ -30,6 +30,15 @@ fn json_reply(status: u16, body: String, session: Option<&str>) -> Reply {
     Reply::Response(r)
 }
 
+/// A JSON-RPC error reply; a busy server's says when to retry (RFC 9110 §10.2.3).
+fn error_reply(status: u16, body: String, e: &Error) -> Reply {
+    let mut r = Response::json(status, body);
+    if matches!(e, Error::Busy(_)) {
+        r = r.header("Retry-After", BUSY_RETRY_AFTER_SECS.to_string());
+    }
+    Reply::Response(r)
+}
+
 /// One message as a single-event SSE stream (for clients that accept only
 /// SSE): head, event and end in one write.
 fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
@@ -53,9 +62,19 @@ fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
     Reply::Sse(stream)
 }
 
+/// The HTTP status for a JSON-RPC error in a session-era reply: errors
+/// travel as 200 responses, except that a full server says 503.
+fn session_status(e: &Error) -> u16 {
+    match e {
+        Error::Busy(_) => 503,
+        _ => 200,
+    }
+}
+
 /// The HTTP status for a JSON-RPC error in a stateless (2026-07-28) reply (SEP-2575).
 fn stateless_status(e: &Error) -> u16 {
     match e {
+        Error::Busy(_) => 503,
         Error::MethodNotFound(_) => 404,
         Error::HeaderMismatch(_)
         | Error::UnsupportedVersion(_)
@@ -203,11 +222,10 @@ fn post_session(
             return match server.initialize(r, false, req.principal().map(str::to_string)) {
                 Ok((s, body)) if json_ok => json_reply(200, body, Some(&s.id.0)),
                 Ok((s, body)) => sse_reply(cx, body, Some(&s.id.0)),
-                Err(e) => json_reply(
-                    503,
-                    jsonrpc::encode_error(Some(&r.id), &e.to_object(false)),
-                    None,
-                ),
+                Err(e) => {
+                    let body = jsonrpc::encode_error(Some(&r.id), &e.to_object(false));
+                    finish(Outcome::Failed(e, body), cx, json_ok, session_status)
+                }
             };
         }
     }
@@ -234,29 +252,22 @@ fn post_session(
             priming,
             replay,
         );
-        deferred(sink, None)
+        deferred(sink, session_status)
     });
-    finish(outcome, cx, json_ok, None)
+    finish(outcome, cx, json_ok, session_status)
 }
 
 /// A call's deferred reply through `sink`; `status_of` picks the HTTP status
-/// of an error reply (stateless era), else errors go out as 200.
-fn deferred(sink: Arc<CallSink>, status_of: Option<fn(&Error) -> u16>) -> Deferred {
+/// of an error reply.
+fn deferred(sink: Arc<CallSink>, status_of: fn(&Error) -> u16) -> Deferred {
     let s2 = sink.clone();
     Deferred {
         interim: sink,
-        done: Box::new(move |j, e| {
-            s2.finish(j, e.as_ref().zip(status_of).map_or(200, |(e, f)| f(e)))
-        }),
+        done: Box::new(move |j, e| s2.finish(j, e.as_ref().map_or(200, status_of))),
     }
 }
 
-fn finish(
-    outcome: Outcome,
-    cx: &mut Cx<'_>,
-    json_ok: bool,
-    status_of: Option<fn(&Error) -> u16>,
-) -> Reply {
+fn finish(outcome: Outcome, cx: &mut Cx<'_>, json_ok: bool, status_of: fn(&Error) -> u16) -> Reply {
     match outcome {
         Outcome::Accepted => Reply::Response(Response::new(202)),
         Outcome::Pending => Reply::Later,
@@ -265,9 +276,9 @@ fn finish(
         }
         Outcome::Reply(body) | Outcome::Initialized(_, body) => sse_reply(cx, body, None),
         Outcome::Failed(e, body) => {
-            let status = status_of.map_or(200, |f| f(&e));
+            let status = status_of(&e);
             if json_ok || status != 200 {
-                json_reply(status, body, None)
+                error_reply(status, body, &e)
             } else {
                 sse_reply(cx, body, None)
             }
@@ -296,10 +307,11 @@ fn post_stateless(
         )
     };
     // SEP-2575 order: _meta present and complete, then headers match it, then the version.
-    let st = match server::stateless_meta(params) {
+    let mut st = match server::stateless_meta(params) {
         Ok(st) => st,
         Err(e) => return fail(e),
     };
+    st.principal = req.principal().map(str::to_string);
     if let Err(e) = check_stateless_headers(req, &msg, &st)
         .and_then(|()| check_param_headers(server, req, &msg))
     {
@@ -322,9 +334,9 @@ fn post_stateless(
             false,
             replay,
         );
-        deferred(sink, Some(stateless_status))
+        deferred(sink, stateless_status)
     });
-    finish(outcome, cx, json_ok, Some(stateless_status))
+    finish(outcome, cx, json_ok, stateless_status)
 }
 
 /// `subscriptions/listen` (2026-07-28): one long SSE stream of the
@@ -508,6 +520,7 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
         // RFC 9110 §9.3.2: the head a GET would get; no stream is opened.
         return Reply::Sse(cx.sse().0);
     }
+    session.mark_used();
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
         let found = match session.transport.lock() {
