@@ -67,6 +67,15 @@ struct Body {
     received: u64,
 }
 
+impl Body {
+    /// Whether it has come slower than `min_rate` bytes/s so far (judged
+    /// from its first second on).
+    fn is_slower_than(&self, min_rate: u64, now: Instant) -> bool {
+        let secs = now.saturating_duration_since(self.started).as_secs_f64();
+        secs >= 1.0 && (self.received as f64) < min_rate as f64 * secs
+    }
+}
+
 /// An open SSE stream.
 #[derive(Debug)]
 struct Stream {
@@ -912,10 +921,18 @@ impl net::Protocol for Conn {
         self.svc.metrics.conn_closed();
     }
 
-    fn activity(&self) -> net::Activity {
+    fn activity(&self, now: Instant) -> net::Activity {
         match &self.state {
             State::Idle { .. } => net::Activity::Idle,
             State::Head { .. } => net::Activity::Arriving,
+            // A body slower than the minimum rate (L6) has not arrived in any
+            // useful sense: at the connection cap it may be closed for a
+            // client that is ready.
+            State::Body(b)
+                if b.is_slower_than(self.svc.limits.body_min_rate_bytes_per_sec, now) =>
+            {
+                net::Activity::Arriving
+            }
             State::Body(_) | State::Waiting(_) | State::Closing => net::Activity::Busy,
             State::Streaming(_) => net::Activity::Streaming,
         }
@@ -946,8 +963,7 @@ impl Conn {
                 let stalled = now >= b.last_progress + l.body_gap_timeout;
                 let mut too_slow = false;
                 if now >= b.rate_check {
-                    let elapsed = now.saturating_duration_since(b.started).as_secs_f64();
-                    too_slow = (b.received as f64) < l.body_min_rate_bytes_per_sec as f64 * elapsed;
+                    too_slow = b.is_slower_than(l.body_min_rate_bytes_per_sec, now);
                     // Checked once a second after the grace period.
                     b.rate_check = now + Duration::from_secs(1);
                 }

@@ -454,13 +454,15 @@ impl<F: Factory> Loop<F> {
 
     /// At the connection cap, closes the connections quiet the longest
     /// among those with nothing in flight: idle keep-alive ones, ones whose
-    /// request head is incomplete, and closing ones still lingering. As
+    /// request is still arriving (an unfinished head, a body slower than the
+    /// minimum rate), and closing ones still lingering. As
     /// nginx drains its reusable connections: an eighth of them, 1 to 32.
     /// Returns whether any was closed.
     fn evict_idle(&mut self) -> bool {
+        let now = self.cx.now;
         let is_idle = |c: &Conn<F::Proto>| match c.phase {
             Phase::Linger { .. } => true,
-            Phase::Open => matches!(c.proto.activity(), Activity::Idle | Activity::Arriving),
+            Phase::Open => matches!(c.proto.activity(now), Activity::Idle | Activity::Arriving),
         };
         // Connections accepted in one round share its clock; the generation
         // (one more per accept) orders them.
@@ -640,7 +642,7 @@ impl<F: Factory> Loop<F> {
         let idxs: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for i in idxs {
             let Some(c) = self.conns.get(i) else { continue };
-            let activity = c.proto.activity();
+            let activity = c.proto.activity(self.cx.now);
             let busy = matches!(activity, Activity::Arriving | Activity::Busy)
                 || (c.phase == Phase::Open && !c.wbuf.is_empty());
             if busy {

@@ -51,10 +51,11 @@ pub trait Protocol: 'static {
     /// The connection is gone (peer closed, error, timeout or our close).
     /// Called exactly once.
     fn on_close(&mut self);
-    /// What the connection is doing, for the loop's decisions that depend
-    /// on it: which connections a drain deadline cuts off mid-request, and
-    /// which may be closed to admit new ones at `max_connections`.
-    fn activity(&self) -> Activity;
+    /// What the connection is doing at `now`, for the loop's decisions that
+    /// depend on it: which connections a drain deadline cuts off
+    /// mid-request, and which may be closed to admit new ones at
+    /// `max_connections`.
+    fn activity(&self, now: Instant) -> Activity;
 }
 
 /// What a connection is doing, as far as the loop needs to know.
@@ -62,7 +63,8 @@ pub trait Protocol: 'static {
 pub enum Activity {
     /// Between requests: nothing received is waiting for an answer.
     Idle,
-    /// Part of a request has arrived, but not yet all that is needed to act on it.
+    /// Part of a request has arrived, but not yet all that is needed to act
+    /// on it, or it arrives slower than the protocol's minimum rate.
     Arriving,
     /// A request is being read, handled or answered.
     Busy,

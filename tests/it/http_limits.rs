@@ -567,6 +567,38 @@ fn idle_sockets_at_the_connection_cap_make_room_for_new_clients() {
 }
 
 #[test]
+fn bodies_slower_than_the_minimum_rate_make_room_at_the_connection_cap() {
+    // See: #13 (7, 12): 1,500 slow-body clients (slowhttptest -B) past the
+    // cap made new clients wait for the body rate checks.
+    let mut cfg = test_config();
+    cfg.server.max_connections = 10;
+    let srv = spawn_test_server(cfg);
+    let mut slow = Vec::new();
+    for _ in 0..12 {
+        let mut s = connect(srv.addr);
+        s.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n0123456789",
+        )
+        .unwrap();
+        slow.push(s);
+    }
+    // Time is the scenario here: a rate is judged after a second.
+    std::thread::sleep(Duration::from_millis(1200));
+    let start = Instant::now();
+    let mut r = Reader::new(connect(srv.addr));
+    r.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    r.send(&get("/seq?n=1"));
+    assert_eq!(r.response().body_str(), "1");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn sse_streams_take_at_most_their_share_of_the_connection_cap() {
     // See: #13 (7). 300 streams held every slot of 200 for good.
     let mut cfg = test_config();
