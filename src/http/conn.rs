@@ -2,14 +2,14 @@
 //! driven by the event loop through [`net::Protocol`].
 
 use super::chunked::{ChunkedDecoder, Progress};
-use super::error::ParseError;
+use super::error::{ParseError, STREAM_RETRY_AFTER_SECS};
 use super::framing::{BodyKind, Framing};
 use super::handler::{Cx, HandleSrc, Mode, Msg, Reply};
 use super::parse::parse_head;
 use super::request::{Method, Request};
 use super::response::{self, Response};
 use super::router::Match;
-use super::stream::{StreamCap, StreamRefusal, StreamSlot};
+use super::stream::{StreamCap, StreamSlot};
 use super::{date, sse, Service, SseStream};
 use crate::net::{self, Io, Next};
 use bytes::Buf;
@@ -587,20 +587,16 @@ impl Conn {
         mut info: InFlight,
         io: &mut Io<'_, Msg>,
     ) -> Step {
-        let slot = if info.head_only || stream.end {
+        let slot = if info.head_only || stream.end || !stream.capped {
             None
         } else {
             match self.streams.try_open(self.peer) {
                 Ok(slot) => Some(slot),
-                Err(why) => {
+                Err(e) => {
                     stream.shared.closed.store(true, Ordering::Release);
-                    let msg = match why {
-                        StreamRefusal::Total => "too many open streams; retry later",
-                        StreamRefusal::Client => {
-                            "too many open streams from this address; retry later"
-                        }
-                    };
-                    let resp = self.error_response(503, msg).header("Retry-After", "5");
+                    let resp = self
+                        .error_response(e.status(), &e.to_string())
+                        .header("Retry-After", STREAM_RETRY_AFTER_SECS.to_string());
                     return self.respond(&resp, &mut info, io);
                 }
             }
@@ -927,7 +923,8 @@ impl net::Protocol for Conn {
             State::Head { .. } => net::Activity::Arriving,
             // A body slower than the minimum rate (L6) has not arrived in any
             // useful sense: at the connection cap it may be closed for a
-            // client that is ready.
+            // client that is ready. Judged from its first second, not after
+            // `body_rate_grace`: at the cap, a ready client goes first.
             State::Body(b)
                 if b.is_slower_than(self.svc.limits.body_min_rate_bytes_per_sec, now) =>
             {
@@ -949,8 +946,13 @@ impl Conn {
                 if drained || now >= *since + self.svc.limits.keep_alive_timeout {
                     // L7: an idle keep-alive connection is closed without a
                     // response. The loop has just read the socket, so no
-                    // request sent before now is lost with it.
-                    return Next::close_now();
+                    // request sent before now is lost with it; a response
+                    // still being written is finished first.
+                    if io.wbuf.is_empty() {
+                        return Next::close_now();
+                    }
+                    self.state = State::Closing;
+                    return Next::close_after_write();
                 }
             }
             State::Head { deadline } => {

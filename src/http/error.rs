@@ -92,7 +92,18 @@ pub enum ParseError {
     /// The body stalled or was too slow (L6).
     #[error("timed out reading request body")]
     BodyTimeout,
+    /// A stream would pass `max_streams_percent` of the connection cap, or
+    /// (`per_client`) `max_streams_per_client` for the client's address (L15).
+    #[error("{}", if *per_client { "too many open streams from this address; retry later" } else { "too many open streams; retry later" })]
+    TooManyStreams {
+        /// The client's own share was the limit met.
+        per_client: bool,
+    },
 }
+
+/// `Retry-After` seconds sent with [`ParseError::TooManyStreams`]: streams
+/// are long-lived, so a slot frees at the pace clients leave.
+pub const STREAM_RETRY_AFTER_SECS: u32 = 5;
 
 impl ParseError {
     /// The status code this error is answered with. No other code picks one.
@@ -123,6 +134,7 @@ impl ParseError {
             BodyTooLarge => 413,
             ExpectationFailed => 417,
             HeadTimeout | BodyTimeout => 408,
+            TooManyStreams { .. } => 503,
         }
     }
 
@@ -131,7 +143,8 @@ impl ParseError {
     /// Every parse error closes: once framing is in doubt nothing after it
     /// can be trusted (SECURITY.md §2). 417 is the exception: the head was
     /// framed fine, but its body (if any) was never read, so we close too.
+    /// A refused stream is not a framing error: the request was read whole.
     pub fn must_close(&self) -> bool {
-        true
+        !matches!(self, ParseError::TooManyStreams { .. })
     }
 }

@@ -160,13 +160,16 @@ impl Responder {
         self.send(Reply::Response(resp))
     }
 
-    /// Answers with an SSE stream and returns its sender.
+    /// Answers with an SSE stream and returns its sender. The stream takes
+    /// no slot among the open streams (`http.max_streams_percent`): it
+    /// carries this one reply, bounded by whatever bounds the work on it.
     pub fn sse(mut self, extra: Response) -> Result<SseSender, net::SendError> {
         let Some(h) = self.handle.clone() else {
             return Err(net::SendError);
         };
-        let (stream, tx) =
+        let (mut stream, tx) =
             SseStream::answering(h, self.seq, self.sse_max_queued, Some(self.gone.clone()));
+        stream.capped = false;
         self.send(Reply::Sse(stream.with_head(extra)))?;
         Ok(tx)
     }

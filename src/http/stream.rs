@@ -1,5 +1,6 @@
 //! SSE streams: the reply that opens one, and the sender that feeds it.
 
+use super::error::ParseError;
 use super::handler::Msg;
 use super::response::Response;
 use super::sse::{self, Event, SseError};
@@ -29,6 +30,10 @@ pub struct SseStream {
     pub(crate) initial: BytesMut,
     /// End the stream right after `initial` (a one-shot stream).
     pub(crate) end: bool,
+    /// Whether it takes a slot among the open streams (`StreamCap`). A
+    /// stream that carries a deferred reply does not: what bounds the work
+    /// answering it bounds it, and refusing it would lose an admitted call.
+    pub(crate) capped: bool,
 }
 
 impl SseStream {
@@ -63,6 +68,7 @@ impl SseStream {
                 head,
                 initial: BytesMut::new(),
                 end: false,
+                capped: true,
             },
             SseSender {
                 handle,
@@ -240,15 +246,6 @@ pub(crate) struct StreamCap {
     by_client: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// Why a stream was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamRefusal {
-    /// Every stream slot is taken.
-    Total,
-    /// This client address has its share open.
-    Client,
-}
-
 /// One open stream's place in a [`StreamCap`]; given back on drop.
 #[derive(Debug)]
 pub(crate) struct StreamSlot {
@@ -270,12 +267,16 @@ impl StreamCap {
     /// Takes a slot for a stream to `peer`. Loopback peers have no
     /// per-client limit: on loopback the address names no one (a local
     /// proxy, or every local client alike).
-    pub(crate) fn try_open(self: &Arc<Self>, peer: IpAddr) -> Result<StreamSlot, StreamRefusal> {
+    pub(crate) fn try_open(self: &Arc<Self>, peer: IpAddr) -> Result<StreamSlot, ParseError> {
         let peer = peer.to_canonical();
         let client = (self.max_per_client > 0 && !peer.is_loopback()).then_some(peer);
-        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_total {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(StreamRefusal::Total);
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_total).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Err(ParseError::TooManyStreams { per_client: false });
         }
         let mut slot = StreamSlot {
             cap: self.clone(),
@@ -288,7 +289,8 @@ impl StreamCap {
         let n = map.entry(ip).or_insert(0);
         if *n >= self.max_per_client {
             drop(map);
-            return Err(StreamRefusal::Client); // `slot` drops: the total goes back
+            // `slot` drops: the total goes back.
+            return Err(ParseError::TooManyStreams { per_client: true });
         }
         *n += 1;
         drop(map);
@@ -323,10 +325,16 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let s1 = cap.try_open(a).unwrap();
-        assert_eq!(cap.try_open(a).unwrap_err(), StreamRefusal::Client);
+        assert_eq!(
+            cap.try_open(a).unwrap_err(),
+            ParseError::TooManyStreams { per_client: true }
+        );
         let _s2 = cap.try_open(lo).unwrap();
         let s3 = cap.try_open(lo).unwrap();
-        assert_eq!(cap.try_open(b).unwrap_err(), StreamRefusal::Total);
+        assert_eq!(
+            cap.try_open(b).unwrap_err(),
+            ParseError::TooManyStreams { per_client: false }
+        );
         drop(s1);
         let s4 = cap.try_open(b).unwrap();
         assert_eq!(cap.open.load(Ordering::Acquire), 3);
@@ -334,7 +342,7 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
         assert_eq!(
             cap.try_open(mapped).unwrap_err(),
-            StreamRefusal::Client,
+            ParseError::TooManyStreams { per_client: true },
             "an IPv4-mapped address is the same client"
         );
         drop(s4);

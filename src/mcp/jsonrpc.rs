@@ -37,11 +37,31 @@ impl NumberId {
     pub fn as_str(&self) -> &str {
         self.0.get()
     }
+
+    /// The number's value as text, so that ids written differently match:
+    /// `1000`, `1e3` and `1000.0` alike, and a 30-digit id with the
+    /// `requestId` a client's JSON library turned into a float (the text
+    /// itself is still what is echoed). Beyond f64: the text as written.
+    fn key(&self) -> std::borrow::Cow<'_, str> {
+        let t = self.as_str();
+        // The usual id, a short integer, is its own key.
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.len() <= 18 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return t.into();
+        }
+        if let Ok(i) = t.parse::<i64>() {
+            return i.to_string().into();
+        }
+        match t.parse::<f64>() {
+            Ok(f) if f.is_finite() => f.to_string().into(),
+            _ => t.into(),
+        }
+    }
 }
 
 impl PartialEq for NumberId {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.key() == other.key()
     }
 }
 
@@ -49,7 +69,7 @@ impl Eq for NumberId {}
 
 impl std::hash::Hash for NumberId {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
+        self.key().hash(h)
     }
 }
 
@@ -589,6 +609,19 @@ mod tests {
             encode_result(&r.id, &serde_json::json!({})),
             r#"{"jsonrpc":"2.0","id":"abc","result":{}}"#
         );
+    }
+
+    #[test]
+    fn ids_written_differently_name_the_same_call() {
+        let raw = |t: &str| RequestId::from_raw(&RawValue::from_string(t.into()).unwrap());
+        assert_eq!(raw("1000"), raw("1e3"));
+        assert_eq!(raw("1000"), raw("1000.0"));
+        assert_ne!(raw("1000"), raw("1001"));
+        assert_ne!(raw("1"), Some(RequestId::String("1".into())));
+        // A client's JSON library may turn a long id into a float for the cancel.
+        let long = raw("123456789012345678901234567890");
+        let as_float = RequestId::from_value(&serde_json::json!(1.2345678901234568e29));
+        assert_eq!(Some(long.unwrap()), as_float);
     }
 
     #[test]

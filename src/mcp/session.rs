@@ -301,7 +301,9 @@ impl SessionStore {
 
     /// Removes and closes the least recently used session among those
     /// `pick` selects that is not busy (a dead legacy session counts as
-    /// idle). False if every one is busy.
+    /// idle); a session never used since `initialize` goes before any used
+    /// one, so a flood of bare `initialize`s evicts itself, not the
+    /// sessions of working clients. False if every one is busy.
     fn evict_lru(
         m: &mut HashMap<SessionId, Arc<Session>>,
         pick: impl Fn(&Session) -> bool,
@@ -309,7 +311,7 @@ impl SessionStore {
         let victim = m
             .values()
             .filter(|s| pick(s) && !s.is_busy())
-            .min_by_key(|s| s.idle_since())
+            .min_by_key(|s| (s.used.load(Ordering::Relaxed), s.idle_since()))
             .map(|s| s.id.clone());
         match victim.and_then(|id| m.remove(&id)) {
             Some(s) => {
@@ -506,6 +508,20 @@ mod tests {
             Busy::Sessions { max: 3 }
         );
         assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn at_the_cap_sessions_never_used_go_before_used_ones() {
+        let long = Duration::from_secs(60);
+        let store = SessionStore::new(2, long, long);
+        let worker = store.create(new_session()).unwrap();
+        worker.mark_used();
+        let bare = store.create(new_session()).unwrap();
+        // `worker` is the least recently used, but it has done work.
+        store.get(&bare.id.0).unwrap();
+        store.create(new_session()).unwrap();
+        assert!(bare.is_closed(), "the bare initialize made room");
+        assert!(!worker.is_closed());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Node {
     pub inputs: Vec<String>,
     /// Output names.
     pub outputs: Vec<String>,
+    /// The `axis` attribute (0 when absent, as for `Gather`).
+    pub axis: i64,
 }
 
 /// What the graph says of one integer input.
@@ -141,12 +143,21 @@ fn node(buf: &[u8], shapes: &mut HashMap<String, Vec<i64>>) -> Result<Node, Stri
             (1, Field::Bytes(b)) => n.inputs.push(string(b)),
             (2, Field::Bytes(b)) => n.outputs.push(string(b)),
             (4, Field::Bytes(b)) => n.op = string(b),
-            // AttributeProto: field 5 is a tensor value (`Constant`'s `value`).
+            // AttributeProto: name (1), an int (3), a tensor (5, `Constant`'s
+            // `value`).
             (5, Field::Bytes(attr)) => {
+                let mut is_axis = false;
+                let mut int = None;
                 for (anum, af) in fields(attr) {
-                    if let (5, Field::Bytes(t)) = (anum, af) {
-                        constant = Some(tensor(t)?.1);
+                    match (anum, af) {
+                        (1, Field::Bytes(name)) => is_axis = name == b"axis",
+                        (3, Field::Varint(v)) => int = Some(v as i64),
+                        (5, Field::Bytes(t)) => constant = Some(tensor(t)?.1),
+                        _ => {}
                     }
+                }
+                if let (true, Some(axis)) = (is_axis, int) {
+                    n.axis = axis;
                 }
             }
             _ => {}
@@ -242,7 +253,9 @@ impl Graph {
     pub fn declared(&self, input: &str, rank: usize) -> Declared {
         let mut range: Option<(i64, i64)> = None;
         for n in &self.nodes {
-            if n.op != "Gather" || n.inputs.get(1).map(String::as_str) != Some(input) {
+            // Only a gather of rows (axis 0) indexes by the table's first dim.
+            let indexes = n.inputs.get(1).map(String::as_str) == Some(input);
+            if n.op != "Gather" || !indexes || n.axis != 0 {
                 continue;
             }
             let rows = n
@@ -358,6 +371,13 @@ mod tests {
             &node("Gather", &["type.weight", "token_type_ids"], &["e2"]),
             &mut g,
         );
+        let mut cols = node("Gather", &["word.weight", "column_ids"], &["e3"]);
+        let mut axis = Vec::new();
+        bytes_field(1, b"axis", &mut axis);
+        put_varint(3 << 3, &mut axis);
+        put_varint(1, &mut axis);
+        bytes_field(5, &axis, &mut cols);
+        bytes_field(1, &cols, &mut g);
         let mut m = Vec::new();
         put_varint(1 << 3, &mut m); // ir_version
         put_varint(8, &mut m);
@@ -373,6 +393,7 @@ mod tests {
         assert_eq!(ids.max_sequence, Some(512));
         assert_eq!(g.declared("token_type_ids", 2).range, Some((-2, 1)));
         assert_eq!(g.declared("attention_mask", 2).range, None);
+        assert_eq!(g.declared("column_ids", 2).range, None, "axis 1: not rows");
         assert_eq!(g.declared("attention_mask", 3).max_sequence, None);
     }
 

@@ -26,6 +26,8 @@ const HEADER_LEN: &str = "inference-header-content-length";
 fn status_of(e: &Error) -> u16 {
     match e {
         Error::InvalidName(_) | Error::BadInput(_) => 400,
+        Error::Forbidden(_) => 403,
+        Error::NotJson => 415,
         Error::NotFound(_) | Error::VersionNotFound { .. } => 404,
         Error::QueueTimeout(_) => 504,
         Error::Inference(_) => 500,
@@ -200,36 +202,8 @@ pub fn routes(
 }
 
 fn repository_action(repo: &Repository, req: &Request, g: &WriteGuard, load: bool) -> Response {
-    if !g.enabled {
-        return error_response(
-            403,
-            "the model repository API is off; set ml.repository_api = true to enable it",
-        );
-    }
-    // SECURITY.md I9: no DNS-rebinding or cross-site page may change the
-    // repository. A browser sends `Origin` on every cross-origin POST, and
-    // JSON is no "simple" request type. An empty body with no type is what
-    // tritonclient's load/unload sends.
-    if let Err(why) = crate::http::origin::check(req, &g.hosts, &g.origins) {
-        return error_response(403, &why.to_string());
-    }
-    let json = match req.header_str("content-type") {
-        Some(ct) => ct
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/json"),
-        None => req.body().is_empty(),
-    };
-    if !json {
-        return error_response(415, "the body must be application/json");
-    }
-    if let Some(key) = &g.key {
-        use subtle::ConstantTimeEq;
-        let given = req.header("conduit-repository-key").unwrap_or_default();
-        // SECURITY.md I5: constant-time comparison.
-        if !bool::from(given.ct_eq(key.as_bytes())) {
-            return error_response(403, "missing or wrong Conduit-Repository-Key header");
-        }
+    if let Err(e) = check_write(req, g) {
+        return error_reply(&e);
     }
     let name = req.param("name").unwrap_or_default();
     let result = if load {
@@ -243,6 +217,42 @@ fn repository_action(repo: &Repository, req: &Request, g: &WriteGuard, load: boo
         Err(e @ Error::ModelLoad { .. }) => error_response(400, &e.to_string()),
         Err(e) => error_reply(&e),
     }
+}
+
+/// May this request change the repository?
+fn check_write(req: &Request, g: &WriteGuard) -> Result<(), Error> {
+    if !g.enabled {
+        return Err(Error::Forbidden(
+            "the model repository API is off; set ml.repository_api = true to enable it".into(),
+        ));
+    }
+    // SECURITY.md I9: no DNS-rebinding or cross-site page may change the
+    // repository. A browser sends `Origin` on every cross-origin POST, and
+    // JSON is no "simple" request type. An empty body with no type is what
+    // tritonclient's load/unload sends.
+    crate::http::origin::check(req, &g.hosts, &g.origins)
+        .map_err(|why| Error::Forbidden(why.to_string()))?;
+    let json = match req.header_str("content-type") {
+        Some(ct) => ct
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json"),
+        None => req.body().is_empty(),
+    };
+    if !json {
+        return Err(Error::NotJson);
+    }
+    if let Some(key) = &g.key {
+        use subtle::ConstantTimeEq;
+        let given = req.header("conduit-repository-key").unwrap_or_default();
+        // SECURITY.md I5: constant-time comparison.
+        if !bool::from(given.ct_eq(key.as_bytes())) {
+            return Err(Error::Forbidden(
+                "missing or wrong Conduit-Repository-Key header".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that the version the route names (if any) is the one served.

@@ -80,6 +80,13 @@ pub enum Error {
     /// The request waited longer than the model's queue timeout.
     #[error("the request waited in the queue longer than {} ms", .0.as_millis())]
     QueueTimeout(Duration),
+    /// The request may not do this (the repository API is off, a foreign
+    /// Host or Origin, a wrong key).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A state-changing request whose body is not JSON (SECURITY.md I9).
+    #[error("the body must be application/json")]
+    NotJson,
     /// ONNX Runtime failed on an input that passed the checks.
     #[error("inference failed: {0}")]
     Inference(String),

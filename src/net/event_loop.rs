@@ -194,6 +194,8 @@ pub fn start<F: Factory>(
                     listener: Some(listener),
                     accept_paused: false,
                     held: None,
+                    accept_retry_at: None,
+                    no_quiet_until: Instant::now(),
                     conns: Slab::new(),
                     next_gen: 0,
                     rx,
@@ -294,6 +296,43 @@ impl<P> Conn<P> {
         }
     }
 
+    /// Whether closing it now loses nothing: nothing is queued to write,
+    /// and it is idle between requests, still receiving one (an unfinished
+    /// head, a body slower than the minimum rate), or already lingering.
+    fn is_quiet(&self, now: Instant) -> bool
+    where
+        P: Protocol,
+    {
+        match self.phase {
+            Phase::Linger { .. } => true,
+            Phase::Open => {
+                self.wbuf.is_empty()
+                    && matches!(
+                        self.proto.activity(now),
+                        Activity::Idle | Activity::Arriving
+                    )
+            }
+        }
+    }
+
+    /// Whether a request on it is under way: arriving, being handled, or
+    /// its response not yet written. A lingering connection's is written.
+    fn has_request_in_flight(&self, now: Instant) -> bool
+    where
+        P: Protocol,
+    {
+        match self.phase {
+            Phase::Linger { .. } => false,
+            Phase::Open => {
+                !self.wbuf.is_empty()
+                    || matches!(
+                        self.proto.activity(now),
+                        Activity::Arriving | Activity::Busy
+                    )
+            }
+        }
+    }
+
     fn apply(&mut self, next: Next) {
         self.want_read = next.read;
         self.proto_deadline = next.deadline;
@@ -331,6 +370,10 @@ struct Loop<F: Factory> {
     /// A connection accepted at the cap with no idle one to close for it:
     /// admitted first when a slot frees.
     held: Option<(TcpStream, SocketAddr)>,
+    /// When the accept-retry timer is due, if it is armed.
+    accept_retry_at: Option<Instant>,
+    /// A scan for quiet connections found none: none is made before this.
+    no_quiet_until: Instant,
     conns: Slab<Conn<F::Proto>>,
     next_gen: u32,
     rx: Receiver<(ConnId, <F::Proto as Protocol>::Msg)>,
@@ -424,27 +467,26 @@ impl<F: Factory> Loop<F> {
                             // backlog and no new edge will come for it, so retry on a timer.
                             tracing::warn!(error = %e, "accept failed; retrying shortly");
                             self.accept_paused = true;
-                            self.cx
-                                .timers
-                                .arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
+                            self.arm_accept_retry();
                             return;
                         }
                     },
                 },
             };
-            // At the cap, idle connections make room for a waiting one (as
-            // nginx does); if none is idle, it waits for a slot, and so
-            // does the backlog behind it.
+            // At the cap, quiet connections make room for a waiting one (as
+            // nginx does); if none is quiet, it waits for a slot, and so
+            // does the backlog behind it. A scan that found nothing is not
+            // repeated before the next retry tick, however many edges come.
             let admitted = self.shared.try_reserve_conn()
-                || (self.evict_idle() && self.shared.try_reserve_conn());
+                || (self.cx.now >= self.no_quiet_until
+                    && self.evict_quiet()
+                    && self.shared.try_reserve_conn());
             if !admitted {
                 self.held = Some((sock, peer));
                 self.accept_paused = true;
-                // A busy connection that turns idle frees nothing by itself:
-                // look again shortly.
-                self.cx
-                    .timers
-                    .arm(self.cx.now + ACCEPT_RETRY_DELAY, ACCEPT_RETRY_KEY);
+                // A busy connection that turns quiet frees nothing by
+                // itself: look again shortly.
+                self.arm_accept_retry();
                 return;
             }
             self.accept_paused = false;
@@ -452,45 +494,43 @@ impl<F: Factory> Loop<F> {
         }
     }
 
-    /// At the connection cap, closes the connections quiet the longest
-    /// among those with nothing in flight: idle keep-alive ones, ones whose
-    /// request is still arriving (an unfinished head, a body slower than the
-    /// minimum rate), and closing ones still lingering. As
-    /// nginx drains its reusable connections: an eighth of them, 1 to 32.
-    /// Returns whether any was closed.
-    fn evict_idle(&mut self) -> bool {
+    /// Arms the one accept-retry timer, unless it is armed already.
+    fn arm_accept_retry(&mut self) {
+        if self.accept_retry_at.is_none() {
+            let at = self.cx.now + ACCEPT_RETRY_DELAY;
+            self.accept_retry_at = Some(at);
+            self.cx.timers.arm(at, ACCEPT_RETRY_KEY);
+        }
+    }
+
+    /// At the connection cap, closes the quiet connections (see
+    /// [`Conn::is_quiet`]) that have been so the longest: as nginx drains
+    /// its reusable connections, an eighth of them, 1 to 32. Returns whether
+    /// any was closed; if none was, no scan is made before the next retry.
+    fn evict_quiet(&mut self) -> bool {
         let now = self.cx.now;
-        let is_idle = |c: &Conn<F::Proto>| match c.phase {
-            Phase::Linger { .. } => true,
-            Phase::Open => matches!(c.proto.activity(now), Activity::Idle | Activity::Arriving),
-        };
         // Connections accepted in one round share its clock; the generation
         // (one more per accept) orders them.
-        let mut idle: Vec<(Instant, u32, usize)> = self
+        let mut quiet: Vec<(Instant, u32, usize)> = self
             .conns
             .iter()
-            .filter(|(_, c)| is_idle(c))
+            .filter(|(_, c)| c.is_quiet(now))
             .map(|(i, c)| (c.last_read, c.gen, i))
             .collect();
-        let n = (idle.len() / 8).clamp(1, EVICT_MAX);
-        idle.sort_unstable();
+        let n = (quiet.len() / 8).clamp(1, EVICT_MAX);
+        quiet.sort_unstable();
         let mut closed = 0;
-        for (_, gen, i) in idle {
+        for (last_read, gen, i) in quiet {
             if closed == n {
                 break;
             }
-            // Bytes that arrived unread make a connection busy, not idle:
-            // read them first (as before a deadline), then decide.
-            if let Some(c) = self.conns.get_mut(i).filter(|c| c.gen == gen) {
-                if c.phase == Phase::Open && c.want_read && !c.eof {
-                    c.readable = true;
-                    self.drive(i, None);
-                }
-            }
+            // Bytes that arrived unread make a connection busy, not quiet,
+            // and one that just read them is no longer the quietest.
+            self.read_pending(i, gen);
             if self
                 .conns
                 .get(i)
-                .is_some_and(|c| c.gen == gen && is_idle(c))
+                .is_some_and(|c| c.gen == gen && c.last_read == last_read && c.is_quiet(now))
             {
                 self.close_conn(i);
                 closed += 1;
@@ -499,10 +539,24 @@ impl<F: Factory> Loop<F> {
         if closed > 0 {
             tracing::debug!(
                 closed,
-                "connection cap: closed idle connections to admit new ones"
+                "connection cap: closed quiet connections to admit new ones"
             );
+        } else {
+            self.no_quiet_until = now + ACCEPT_RETRY_DELAY;
         }
         closed > 0
+    }
+
+    /// Reads what reached connection `idx`'s socket since its last read
+    /// and lets the protocol act on it, so a decision to close (a deadline,
+    /// the cap) never drops a request already in the kernel.
+    fn read_pending(&mut self, idx: usize, gen: u32) {
+        if let Some(c) = self.conns.get_mut(idx).filter(|c| c.gen == gen) {
+            if c.phase == Phase::Open && c.want_read && !c.eof {
+                c.readable = true;
+                self.drive(idx, None);
+            }
+        }
     }
 
     fn add_conn(&mut self, mut sock: TcpStream, peer: SocketAddr) {
@@ -578,6 +632,7 @@ impl<F: Factory> Loop<F> {
         let now = self.cx.now;
         while let Some((at, key)) = self.cx.timers.pop_due(now) {
             if key == ACCEPT_RETRY_KEY {
+                self.accept_retry_at = None;
                 if self.accept_paused {
                     self.accept();
                 }
@@ -616,21 +671,14 @@ impl<F: Factory> Loop<F> {
                 c.rearm(idx, &mut self.cx.timers, grace);
                 continue;
             }
-            if c.want_read && !c.eof && c.phase == Phase::Open {
-                // Bytes that reached the socket after its last read go to
-                // the protocol before the deadline acts on it: a deadline
-                // (keep-alive, the drain's idle grace) never closes a
-                // connection whose next request is already in the kernel.
-                c.readable = true;
-                self.drive(idx, None);
-                match self.conns.get_mut(idx) {
-                    Some(c) if c.gen == gen && c.proto_deadline.is_some_and(|d| d <= now) => {
-                        c.proto_deadline = None;
-                    }
-                    _ => continue,
+            // A deadline (keep-alive, the drain's idle grace) acts only
+            // after what reached the socket has been read.
+            self.read_pending(idx, gen);
+            match self.conns.get_mut(idx) {
+                Some(c) if c.gen == gen && c.proto_deadline.is_some_and(|d| d <= now) => {
+                    c.proto_deadline = None;
                 }
-            } else {
-                c.proto_deadline = None;
+                _ => continue,
             }
             self.drive(idx, Some(Event::Deadline));
         }
@@ -640,16 +688,14 @@ impl<F: Factory> Loop<F> {
     /// logging those with a request in progress.
     fn cut_off_all(&mut self) {
         let idxs: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        let now = self.cx.now;
         for i in idxs {
             let Some(c) = self.conns.get(i) else { continue };
-            let activity = c.proto.activity(self.cx.now);
-            let busy = matches!(activity, Activity::Arriving | Activity::Busy)
-                || (c.phase == Phase::Open && !c.wbuf.is_empty());
-            if busy {
+            if c.has_request_in_flight(now) {
                 self.shared.cut_off.fetch_add(1, Ordering::AcqRel);
                 tracing::warn!(
                     conn = i,
-                    ?activity,
+                    activity = ?c.proto.activity(now),
                     unsent_bytes = c.wbuf.len(),
                     "drain deadline passed: request cut off"
                 );
@@ -660,11 +706,26 @@ impl<F: Factory> Loop<F> {
 
     fn begin_shutdown(&mut self) {
         // Connections the kernel completed but no loop accepted yet carry
-        // requests their clients already sent: take them in to be answered,
-        // since closing the listener would reset them.
-        self.accept();
+        // requests their clients already sent: take them all in to be
+        // answered, past the cap if need be (the backlog bounds them), since
+        // closing the listener would reset them.
+        let mut waiting: Vec<(TcpStream, SocketAddr)> = self.held.take().into_iter().collect();
+        if let Some(l) = &self.listener {
+            loop {
+                match l.accept() {
+                    Ok(accepted) => waiting.push(accepted),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        for (sock, peer) in waiting {
+            self.shared.open.fetch_add(1, Ordering::AcqRel);
+            self.add_conn(sock, peer);
+        }
         // Dropping the listener closes it: the kernel hands new connections
-        // to no one, and queued ones on this listener are refused.
+        // to no one.
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }

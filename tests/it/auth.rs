@@ -239,8 +239,8 @@ fn m6_a_session_belongs_to_its_principal_and_principals_are_capped() {
     // Knowing the session id is not enough: bob cannot use alice's session.
     let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&bob), &h, &ping));
     assert_eq!(r.status, 404);
-    // Alice may hold two sessions (cap): a third replaces her least
-    // recently used idle one (See: #13 (6)), and bob's are untouched.
+    // Alice may hold two sessions (cap): a third replaces one of her idle
+    // ones, a never-used one first (See: #13 (6)); bob's are untouched.
     let init = |who: &str| {
         let (r, _) = exchange(
             srv.addr,
@@ -253,10 +253,16 @@ fn m6_a_session_belongs_to_its_principal_and_principals_are_capped() {
     let second = init(&alice);
     let third = init(&alice);
     let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&alice), &h, &ping));
-    assert_eq!(r.status, 404, "her oldest idle session made room");
+    assert_eq!(r.status, 200, "her used session stays: {}", r.body_str());
+    let h2 = [
+        ("Mcp-Session-Id", second.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let (r, _) = exchange(srv.addr, &mcp_post("/mcp", Some(&alice), &h2, &ping));
+    assert_eq!(r.status, 404, "her never-used session made room");
     // Both of hers busy (GET streams open): a fourth is refused, 503 + Retry-After.
     let mut streams = Vec::new();
-    for sid in [&second, &third] {
+    for sid in [&sid, &third] {
         let auth = format!("Bearer {alice}");
         let mut s = Reader::new(connect(srv.addr));
         s.send(&http_request(

@@ -183,3 +183,47 @@ fn a_request_cut_off_by_the_drain_deadline_makes_the_exit_status_say_so() {
     assert!(r.closed(), "the cut-off request's connection is closed");
     assert_eq!(wait_exit(&mut p).code(), Some(3));
 }
+
+#[test]
+fn a_response_still_being_written_outlives_the_drain_idle_grace() {
+    // See: #13 (2). The idle grace closed a keep-alive connection whose
+    // large response was still in its write buffer: the body was cut short.
+    let mut cfg = test_config();
+    cfg.http.drain_idle_grace = Duration::from_millis(100);
+    let mut srv = spawn_test_server(cfg);
+    let n = 8 << 20;
+    let mut r = Reader::new(connect(srv.addr));
+    r.send(&get(&format!("/big?bytes={n}")));
+    // The client reads nothing yet: most of the body waits in the server.
+    std::thread::sleep(Duration::from_millis(100));
+    let stopper = std::thread::spawn(move || srv.shutdown());
+    std::thread::sleep(Duration::from_millis(400));
+    let resp = r.response();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), n, "the whole body arrives");
+    stopper.join().unwrap();
+}
+
+#[test]
+fn a_connection_waiting_at_the_cap_is_answered_when_the_drain_begins() {
+    // See: #13 (2, 7). A connection accepted at the cap and held for a
+    // slot was dropped unanswered when the listener closed.
+    let mut cfg = test_config();
+    cfg.server.max_connections = 1;
+    let mut srv = spawn_test_server(cfg);
+    let mut busy = Reader::new(connect(srv.addr));
+    busy.send(&get("/demo/sleep?ms=600"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut waiting = Reader::new(connect(srv.addr));
+    waiting.send(&get("/seq?n=7"));
+    assert!(
+        !waiting.poll_for(Duration::from_millis(200)),
+        "served above the cap"
+    );
+    let stopper = std::thread::spawn(move || srv.shutdown());
+    let resp = waiting.response();
+    assert_eq!(resp.body_str(), "7");
+    assert!(resp.closes(), "{:?}", resp.head);
+    assert_eq!(busy.response().status, 200);
+    stopper.join().unwrap();
+}

@@ -53,10 +53,11 @@ pub fn routes(router: &mut Router, server: Arc<super::Server>) {
 /// A JSON-RPC error (null id: the request was never read) for an error the
 /// http layer answers itself, keeping its status.
 fn http_layer_error(status: u16, reason: &str) -> Response {
-    let code = if status >= 500 {
-        jsonrpc::INTERNAL_ERROR
-    } else {
-        jsonrpc::INVALID_REQUEST
+    let code = match status {
+        // The http layer's 503 is a capacity refusal (too many streams).
+        503 => super::error::SERVER_BUSY,
+        500.. => jsonrpc::INTERNAL_ERROR,
+        _ => jsonrpc::INVALID_REQUEST,
     };
     let message = format!("{}: {reason}", crate::http::response::reason(status));
     http_error(status, code, &message)
