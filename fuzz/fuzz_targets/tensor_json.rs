@@ -1,0 +1,59 @@
+#![no_main]
+use conduit::ml::json::{decode_data, nested_shape, FlatData};
+use conduit::ml::tensor::{check_input, Data};
+use conduit::ml::{DType, TensorSpec};
+use libfuzzer_sys::fuzz_target;
+
+const DTYPES: [DType; 11] = [
+    DType::Bool,
+    DType::U8,
+    DType::U16,
+    DType::U32,
+    DType::U64,
+    DType::I8,
+    DType::I16,
+    DType::I32,
+    DType::I64,
+    DType::F32,
+    DType::F64,
+];
+
+// Input: a byte choosing the dtype (and whether the first dimension is a
+// batch), then JSON data whose nested shape is checked, then decoded.
+fuzz_target!(|data: &[u8]| {
+    let Some((&b, json)) = data.split_first() else {
+        return;
+    };
+    let dtype = DTYPES[usize::from(b & 0x0f) % DTYPES.len()];
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return;
+    };
+    let shape = nested_shape(&v);
+    let mut dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let max_batch = if b & 0x10 != 0 { 4 } else { 0 };
+    if let (Some(first), true) = (dims.first_mut(), max_batch > 0) {
+        *first = -1;
+    }
+    let spec = TensorSpec {
+        name: "x".into(),
+        dtype,
+        shape: dims,
+    };
+    let Ok(n) = check_input(&spec, dtype, &shape, max_batch, 4096) else {
+        return;
+    };
+    assert_eq!(n, shape.iter().product::<usize>());
+    let Ok(d) = decode_data("x", dtype, &v, n) else {
+        return;
+    };
+    assert_eq!((d.len(), d.dtype()), (n, dtype));
+    let mut le = Vec::new();
+    d.write_le_bytes(&mut le);
+    assert_eq!(le.len(), n * dtype.size());
+    assert_eq!(Data::from_le_bytes(dtype, &le), d);
+    // The flat JSON we send back decodes to the same data (floats aside).
+    if !matches!(dtype, DType::F32 | DType::F64) {
+        let flat = serde_json::to_value(FlatData(&d)).expect("serializable");
+        assert_eq!(decode_data("x", dtype, &flat, n).ok(), Some(d));
+    }
+});
