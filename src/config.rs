@@ -136,14 +136,24 @@ pub fn load(
     env: impl IntoIterator<Item = (String, String)>,
     overrides: &[(&str, toml::Value)],
 ) -> Result<Config, Error> {
-    let mut table = match file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
-                path: p.display().to_string(),
-                source,
-            })?;
-            toml::from_str::<toml::Table>(&text)?
-        }
+    let text = match file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|source| Error::Read {
+            path: p.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    load_str(text.as_deref(), env, overrides)
+}
+
+/// [`load`] with the config file's text already read (`None`: no file).
+pub fn load_str(
+    text: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(&str, toml::Value)],
+) -> Result<Config, Error> {
+    let mut table = match text {
+        Some(text) => toml::from_str::<toml::Table>(text)?,
         None => toml::Table::new(),
     };
     for (var, raw) in env {
@@ -269,6 +279,16 @@ mod tests {
         let c = load(None, env(&[]), &[]).unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.http.max_headers, 100);
+    }
+
+    #[test]
+    fn config_text_loads_as_its_file_would() {
+        let c = load_str(Some("[http]\nmax_headers = 50\n"), env(&[]), &[]).unwrap();
+        assert_eq!(c.http.max_headers, 50);
+        assert!(matches!(
+            load_str(Some("[http]\nnope = 1\n"), env(&[]), &[]),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]

@@ -17,3 +17,14 @@ pub mod mcp;
 pub mod ml;
 pub mod net;
 mod util;
+
+/// Internals the fuzz targets in `fuzz/` drive directly, in one place.
+/// Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::mcp::transport::parse_event_id;
+    pub use crate::mcp::transport::streamable::{
+        check_param_headers, check_stateless_headers, decode_param,
+    };
+    pub use crate::ml::kserve::{parse_infer, Parsed};
+}

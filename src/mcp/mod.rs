@@ -28,9 +28,11 @@ pub use registry::{
     content, Contents, ListKind, Prompt, Registry, Resource, Snapshot, Tool, ToolError, ToolResult,
 };
 pub use server::{
-    Era, Outcome, Server, LATEST_SESSION_VERSION, SESSION_VERSIONS, STATELESS_VERSION,
+    has_stateless_meta, stateless_meta, Era, Outcome, Server, Stateless, LATEST_SESSION_VERSION,
+    SESSION_VERSIONS, STATELESS_VERSION,
 };
 pub use session::{Session, SessionId, SessionStore};
+pub use state::StateKey;
 
 use crate::util::duration_ms;
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,7 @@
 //! Invariant: an input's dtype and shape are checked before its data is decoded.
 
 use super::json::{decode_data, FlatData, Source};
+use super::model::Metadata;
 use super::repository::{Lease, Repository};
 use super::tensor::{DType, Data, Tensor, TensorSpec};
 use super::{Error, MlConfig};
@@ -372,7 +373,12 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
                     Ok(l) => l,
                     Err(e) => return Reply::Response(error_reply(&e)),
                 };
-                let parsed = parse_infer(&lease, req, repo.max_input_bytes());
+                let parsed = parse_infer(
+                    lease.name(),
+                    &lease.loaded.meta,
+                    req,
+                    repo.max_input_bytes(),
+                );
                 return match parsed {
                     Ok(p) => {
                         submit(lease, p, cx.responder());
@@ -390,7 +396,7 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
     }
     let responder = cx.responder();
     let repo = repo.clone();
-    let mut owned = std::mem::take(req);
+    let owned = std::mem::take(req);
     rayon::spawn(move || {
         let lease = match lease_for(&repo, &owned) {
             Ok(l) => l,
@@ -399,7 +405,13 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
                 return;
             }
         };
-        match parse_infer(&lease, &mut owned, repo.max_input_bytes()) {
+        let parsed = parse_infer(
+            lease.name(),
+            &lease.loaded.meta,
+            &owned,
+            repo.max_input_bytes(),
+        );
+        match parsed {
             Ok(p) => submit(lease, p, responder),
             Err(e) => {
                 lease.stats().failed();
@@ -418,9 +430,12 @@ struct Wanted {
     id: Option<Value>,
 }
 
+/// A decoded inference request.
+#[doc(hidden)]
 #[derive(Debug)]
-struct Parsed {
-    inputs: Vec<Tensor>,
+pub struct Parsed {
+    /// The inputs, each checked against the model and decoded.
+    pub inputs: Vec<Tensor>,
     wanted: Wanted,
 }
 
@@ -475,9 +490,16 @@ fn object<'a, T: serde::Deserialize<'a>>(text: &'a str, what: &str) -> Result<T,
     }
 }
 
-/// Parses an inference request (JSON, or JSON + binary tensors), checking
-/// each input against the model before decoding its data.
-fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Parsed, Error> {
+/// Parses an inference request (JSON, or JSON + binary tensors) for model
+/// `model` with metadata `meta`, checking each input against the model
+/// before decoding its data. Public only for the fuzz targets.
+#[doc(hidden)]
+pub fn parse_infer(
+    model: &str,
+    meta: &Metadata,
+    req: &Request,
+    max_bytes: usize,
+) -> Result<Parsed, Error> {
     let body = req.body();
     let (head, mut binary): (&[u8], &[u8]) = match req.header_str(HEADER_LEN) {
         Some(v) => {
@@ -512,7 +534,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
         .collect::<Result<_, _>>()?;
     // Every input's dtype and shape is checked before any data is decoded.
     let mut checked = Vec::with_capacity(inputs_json.len());
-    let mut seen = vec![false; lease.loaded.meta.inputs.len()];
+    let mut seen = vec![false; meta.inputs.len()];
     for inp in &inputs_json {
         let name = inp
             .name
@@ -542,7 +564,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
                     "input {name:?}: shape must hold non-negative integers"
                 ))
             })?;
-        let (idx, n) = lease.check_input(name, dtype, &shape, max_bytes)?;
+        let (idx, n) = meta.check_input(model, name, dtype, &shape, max_bytes)?;
         if std::mem::replace(&mut seen[idx], true) {
             return Err(bad(format!("input {name:?} appears twice")));
         }
@@ -551,7 +573,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
     if let Some(missing) = seen.iter().position(|s| !s) {
         return Err(bad(format!(
             "input {:?} is missing",
-            lease.loaded.meta.inputs[missing].name
+            meta.inputs[missing].name
         )));
     }
     let mut inputs: Vec<Tensor> = Vec::with_capacity(checked.len());
@@ -606,7 +628,7 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
         )));
     }
     let all_binary = param_bool(params, "binary_data_output");
-    let outs = &lease.loaded.meta.outputs;
+    let outs = &meta.outputs;
     let outputs = match &top.outputs {
         None => (0..outs.len()).map(|i| (i, all_binary)).collect(),
         Some(Value::Array(list)) => list
@@ -616,9 +638,10 @@ fn parse_infer(lease: &Lease, req: &mut Request, max_bytes: usize) -> Result<Par
                     .get("name")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad("each requested output needs a \"name\""))?;
-                let i = outs.iter().position(|s| s.name == name).ok_or_else(|| {
-                    bad(format!("model {:?} has no output {name:?}", lease.name()))
-                })?;
+                let i = outs
+                    .iter()
+                    .position(|s| s.name == name)
+                    .ok_or_else(|| bad(format!("model {model:?} has no output {name:?}")))?;
                 let p = o.get("parameters");
                 if p.and_then(|p| p.get("classification")).is_some() {
                     return Err(bad("the classification extension is not supported"));
@@ -749,5 +772,43 @@ mod tests {
         assert!(std::str::from_utf8(missing.body())
             .unwrap()
             .contains("scripts/fetch-onnxruntime"));
+    }
+
+    fn meta() -> Metadata {
+        let spec = |name: &str, shape: Vec<i64>| TensorSpec::new(name, DType::F32, shape, 64);
+        Metadata {
+            inputs: vec![spec("x", vec![-1, 2])],
+            outputs: vec![spec("y", vec![-1])],
+            max_batch_size: 4,
+        }
+    }
+
+    #[test]
+    fn infer_bodies_split_json_and_binary_without_a_loaded_model() {
+        let json = br#"{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}}]}"#;
+        let mut body = json.to_vec();
+        body.extend_from_slice(&1.0f32.to_le_bytes());
+        body.extend_from_slice(&2.0f32.to_le_bytes());
+        let len = json.len().to_string();
+        let req = |len: &str, body: &[u8]| {
+            Request::synthetic(
+                Method::Post,
+                "/v2/models/m/infer",
+                &[(HEADER_LEN, len)],
+                body,
+            )
+        };
+        let p = parse_infer("m", &meta(), &req(&len, &body), 1024).unwrap();
+        assert_eq!(p.inputs[0].data, Data::F32(vec![1.0, 2.0]));
+        assert_eq!(p.wanted.outputs, vec![(0, false)]);
+        let short = req(&len, &body[..body.len() - 1]);
+        assert!(matches!(
+            parse_infer("m", &meta(), &short, 1024),
+            Err(Error::BadInput(_))
+        ));
+        assert!(matches!(
+            parse_infer("m", &meta(), &req("999", &body), 1024),
+            Err(Error::BadInput(_))
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //! ONNX Runtime sessions that run it.
 
 use super::graph::{self, Graph};
-use super::tensor::{with_dtype, DType, Data, Elem, Tensor, TensorSpec};
+use super::tensor::{self, with_dtype, DType, Data, Elem, Tensor, TensorSpec};
 use super::{Error, Runtime};
 use ndarray::{ArrayViewD, IxDyn};
 use ort::session::{RunOptions, Session, SessionInputValue};
@@ -119,6 +119,35 @@ pub struct Metadata {
     pub outputs: Vec<TensorSpec>,
     /// Most rows per batch; 0 = no batching.
     pub max_batch_size: usize,
+}
+
+impl Metadata {
+    /// Checks an input's name, dtype and shape against this metadata (of
+    /// model `model`, named in errors) before its data is decoded
+    /// (SECURITY.md I2); returns the input's index and element count.
+    pub fn check_input(
+        &self,
+        model: &str,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        max_bytes: usize,
+    ) -> Result<(usize, usize), Error> {
+        let (i, spec) = self
+            .inputs
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.inputs.iter().map(|s| s.name.as_str()).collect();
+                Error::BadInput(format!(
+                    "model {model:?} has no input {name:?} (inputs: {})",
+                    names.join(", ")
+                ))
+            })?;
+        let n = tensor::check_input(spec, dtype, shape, self.max_batch_size, max_bytes)?;
+        Ok((i, n))
+    }
 }
 
 fn specs(outlets: &[ort::value::Outlet], what: &str) -> Result<Vec<TensorSpec>, String> {

@@ -147,22 +147,9 @@ impl Lease {
         shape: &[usize],
         max_bytes: usize,
     ) -> Result<(usize, usize), Error> {
-        let meta = &self.loaded.meta;
-        let (i, spec) = meta
-            .inputs
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.name == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = meta.inputs.iter().map(|s| s.name.as_str()).collect();
-                Error::BadInput(format!(
-                    "model {:?} has no input {name:?} (inputs: {})",
-                    self.name(),
-                    names.join(", ")
-                ))
-            })?;
-        let n = tensor::check_input(spec, dtype, shape, meta.max_batch_size, max_bytes)?;
-        Ok((i, n))
+        self.loaded
+            .meta
+            .check_input(self.name(), name, dtype, shape, max_bytes)
     }
 
     /// Queues a request whose inputs passed [`Lease::check_input`] (any

@@ -6,6 +6,8 @@ pub mod stdio;
 mod stream;
 pub mod streamable;
 
+#[doc(hidden)]
+pub use stream::parse_event_id;
 pub(crate) use stream::SessionStreams;
 
 use super::jsonrpc::{self, ErrorObject};

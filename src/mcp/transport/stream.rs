@@ -232,7 +232,7 @@ impl SessionStreams {
 }
 
 /// Parses a `Last-Event-ID` of ours: `<stream>-<seq>`.
-pub(crate) fn parse_event_id(s: &str) -> Option<(u64, u64)> {
+pub fn parse_event_id(s: &str) -> Option<(u64, u64)> {
     let (a, b) = s.trim().split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }

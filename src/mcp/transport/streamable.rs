@@ -361,7 +361,8 @@ impl super::super::Outbox for SseOut {
 
 /// 2026-07-28: `MCP-Protocol-Version` must match `_meta`; `Mcp-Method` (and
 /// `Mcp-Name` where the method names something) must match the body (M7).
-fn check_stateless_headers(
+#[doc(hidden)]
+pub fn check_stateless_headers(
     req: &Request,
     msg: &Message,
     st: &server::Stateless,
@@ -422,7 +423,8 @@ fn check_stateless_headers(
 /// must travel in `Mcp-Param-<name>` too (plain, or `=?base64?…?=`), equal
 /// to the body's value; a missing, undecodable or different header is a
 /// HeaderMismatch (400, -32020).
-fn check_param_headers(server: &Server, req: &Request, msg: &Message) -> Result<(), Error> {
+#[doc(hidden)]
+pub fn check_param_headers(server: &Server, req: &Request, msg: &Message) -> Result<(), Error> {
     let Message::Request(r) = msg else {
         return Ok(());
     };
@@ -483,7 +485,8 @@ fn check_param_headers(server: &Server, req: &Request, msg: &Message) -> Result<
 
 /// An `Mcp-Param-*` value: `=?base64?<standard Base64, padded>?=` is
 /// decoded (and must be valid UTF-8); anything else is taken literally.
-fn decode_param(v: &str) -> Option<String> {
+#[doc(hidden)]
+pub fn decode_param(v: &str) -> Option<String> {
     use base64::Engine;
     let Some(inner) = v
         .strip_prefix("=?base64?")
