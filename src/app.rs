@@ -99,6 +99,7 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
         &cfg.mcp.allowed_hosts,
         &cfg.mcp.allowed_origins,
     );
+    ml::text_api::routes(&mut router, models.clone(), &cfg.ml);
     if let Some(server) = &mcp {
         mcp::transport::routes(&mut router, server.clone());
     }

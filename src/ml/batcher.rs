@@ -2,11 +2,15 @@
 //! instance. A thread takes the first waiting request, gathers more until
 //! `max_batch_size` rows, a preferred size or `max_queue_delay_us`, runs
 //! each group of shape-compatible requests as one batch and hands every
-//! caller its rows.
+//! caller its rows. Texts (of a text model) are batched by tokens instead:
+//! the texts of the requests gathered are sorted by length and cut into
+//! runs within `max_batch_tokens` padded tokens, each padded to its own
+//! longest text, and every request is answered once, in its own order.
 
 use super::model::{self, Metadata, ModelConfig};
 use super::stats::ModelStats;
 use super::tensor::{self, Tensor};
+use super::text::{TextModel, Tokens};
 use super::Error;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ort::session::Session;
@@ -36,11 +40,39 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Called once with one vector per text, in the request's order.
+pub type TextDone = Box<dyn FnOnce(Result<Vec<Vec<f32>>, Error>) + Send>;
+
+/// One request of texts (tokenized already) waiting for a run.
+pub struct TextJob {
+    /// Its texts.
+    pub texts: Vec<Tokens>,
+    /// When it was queued.
+    pub enqueued: Instant,
+    /// Where the vectors go.
+    pub done: TextDone,
+}
+
+impl std::fmt::Debug for TextJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextJob")
+            .field("texts", &self.texts.len())
+            .finish()
+    }
+}
+
+/// What waits in a model's queue.
+#[derive(Debug)]
+enum Work {
+    Tensors(Job),
+    Texts(TextJob),
+}
+
 /// The queue of one loaded model. Dropping it lets its threads finish what
 /// is queued and exit, which frees the sessions.
 #[derive(Debug)]
 pub struct Batcher {
-    tx: Sender<Job>,
+    tx: Sender<Work>,
     workers: usize,
     stats: Arc<ModelStats>,
 }
@@ -65,9 +97,10 @@ pub fn settle(max: Duration) {
 }
 
 struct Worker {
-    rx: Receiver<Job>,
+    rx: Receiver<Work>,
     session: Session,
     meta: Arc<Metadata>,
+    text: Option<Arc<TextModel>>,
     delay: Duration,
     preferred: Vec<usize>,
     timeout: Duration,
@@ -91,6 +124,7 @@ impl Batcher {
         name: &str,
         sessions: Vec<Session>,
         meta: Arc<Metadata>,
+        text: Option<Arc<TextModel>>,
         cfg: &ModelConfig,
         stats: Arc<ModelStats>,
     ) -> Result<Batcher, Error> {
@@ -101,6 +135,7 @@ impl Batcher {
                 rx: rx.clone(),
                 session,
                 meta: meta.clone(),
+                text: text.clone(),
                 delay: Duration::from_micros(cfg.max_queue_delay_us),
                 preferred: cfg.preferred_batch_sizes.clone(),
                 timeout: Duration::from_millis(cfg.queue_timeout_ms),
@@ -118,17 +153,28 @@ impl Batcher {
         Ok(Batcher { tx, workers, stats })
     }
 
-    /// Queues a job; a full queue or a stopped model gives the job back with
-    /// why, counted as a failure (as a queue timeout is).
-    #[allow(clippy::result_large_err)]
-    pub fn submit(&self, job: Job) -> Result<(), (Error, Job)> {
-        self.tx.try_send(job).map_err(|e| {
-            self.stats.failed();
-            match e {
-                TrySendError::Full(j) => (Error::QueueFull, j),
-                TrySendError::Disconnected(j) => (Error::Unavailable("model stopped".into()), j),
-            }
-        })
+    /// Queues a job. A full queue or a stopped model answers it at once
+    /// with why, counted as a failure (as a queue timeout is).
+    pub fn submit(&self, job: Job) {
+        self.send(Work::Tensors(job));
+    }
+
+    /// Queues texts of a text model; as [`Batcher::submit`] otherwise.
+    pub fn submit_texts(&self, job: TextJob) {
+        self.send(Work::Texts(job));
+    }
+
+    fn send(&self, w: Work) {
+        let (e, w) = match self.tx.try_send(w) {
+            Ok(()) => return,
+            Err(TrySendError::Full(w)) => (Error::QueueFull, w),
+            Err(TrySendError::Disconnected(w)) => (Error::Unavailable("model stopped".into()), w),
+        };
+        self.stats.failed();
+        match w {
+            Work::Tensors(j) => (j.done)(Err(e)),
+            Work::Texts(j) => (j.done)(Err(e)),
+        }
     }
 
     /// Requests waiting now.
@@ -139,13 +185,12 @@ impl Batcher {
 
 impl Worker {
     fn run(mut self) {
-        let max = self.meta.max_batch_size;
-        let mut carry: Option<Job> = None;
+        let mut carry: Option<Work> = None;
         loop {
             let first = match carry.take() {
-                Some(j) => j,
+                Some(w) => w,
                 None => match self.rx.recv() {
-                    Ok(j) => j,
+                    Ok(w) => w,
                     Err(_) => {
                         drop(self);
                         // Saturating: a batcher whose start failed never counted its threads.
@@ -156,30 +201,140 @@ impl Worker {
                     }
                 },
             };
-            let mut rows = first.rows;
-            let mut batch = vec![first];
-            if max > 0 {
-                let deadline = Instant::now() + self.delay;
-                while rows < max && !self.preferred.contains(&rows) {
-                    let next = if self.delay.is_zero() {
-                        self.rx.try_recv().ok()
-                    } else {
-                        self.rx.recv_deadline(deadline).ok()
-                    };
-                    match next {
-                        Some(j) if rows + j.rows <= max => {
-                            rows += j.rows;
-                            batch.push(j);
-                        }
-                        Some(j) => {
-                            carry = Some(j);
-                            break;
-                        }
-                        None => break,
+            carry = match first {
+                Work::Tensors(j) => self.gather_tensors(j),
+                Work::Texts(j) => self.gather_texts(j),
+            };
+        }
+    }
+
+    /// The next waiting work, within the gathering window.
+    fn next_waiting(&self, deadline: Instant) -> Option<Work> {
+        if self.delay.is_zero() {
+            self.rx.try_recv().ok()
+        } else {
+            self.rx.recv_deadline(deadline).ok()
+        }
+    }
+
+    /// Gathers tensor requests after `first` and runs them; gives back the
+    /// work that did not fit.
+    fn gather_tensors(&mut self, first: Job) -> Option<Work> {
+        let max = self.meta.max_batch_size;
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        let mut carry = None;
+        if max > 0 {
+            let deadline = Instant::now() + self.delay;
+            while rows < max && !self.preferred.contains(&rows) {
+                match self.next_waiting(deadline) {
+                    Some(Work::Tensors(j)) if rows + j.rows <= max => {
+                        rows += j.rows;
+                        batch.push(j);
+                    }
+                    Some(other) => {
+                        carry = Some(other);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        self.execute(batch);
+        carry
+    }
+
+    /// Gathers text requests after `first` (up to a full run of tokens or
+    /// texts) and runs them; gives back the work that did not fit.
+    fn gather_texts(&mut self, first: TextJob) -> Option<Work> {
+        let Some(text) = self.text.clone() else {
+            (first.done)(Err(Error::BadInput("this model does not take text".into())));
+            return None;
+        };
+        let tokens = |j: &TextJob| j.texts.iter().map(Tokens::len).sum::<usize>();
+        let (mut n, mut count) = (tokens(&first), first.texts.len());
+        let mut batch = vec![first];
+        let mut carry = None;
+        let deadline = Instant::now() + self.delay;
+        while n < text.max_batch_tokens && count < text.max_batch_texts {
+            match self.next_waiting(deadline) {
+                Some(Work::Texts(j)) => {
+                    n += tokens(&j);
+                    count += j.texts.len();
+                    batch.push(j);
+                }
+                Some(other) => {
+                    carry = Some(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.execute_texts(&text, batch);
+        carry
+    }
+
+    /// Runs the texts of `batch` in runs of like length and answers each
+    /// request once, with its vectors in its order (or the first error of
+    /// a run it had texts in).
+    fn execute_texts(&mut self, text: &TextModel, batch: Vec<TextJob>) {
+        let start = Instant::now();
+        let mut jobs = Vec::with_capacity(batch.len());
+        for job in batch {
+            let waited = start.saturating_duration_since(job.enqueued);
+            if waited > self.timeout {
+                self.stats.failed();
+                (job.done)(Err(Error::QueueTimeout(self.timeout)));
+                continue;
+            }
+            self.stats.queued(waited);
+            jobs.push(job);
+        }
+        // Every text of every request: (request, its index there).
+        let at: Vec<(usize, usize)> = jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(j, job)| (0..job.texts.len()).map(move |k| (j, k)))
+            .collect();
+        let lens: Vec<usize> = at.iter().map(|&(j, k)| jobs[j].texts[k].len()).collect();
+        let mut vectors: Vec<Vec<Option<Vec<f32>>>> =
+            jobs.iter().map(|j| vec![None; j.texts.len()]).collect();
+        let mut failed: Vec<Option<Error>> = vec![None; jobs.len()];
+        for run in text.plan(&lens) {
+            let texts: Vec<&Tokens> = run.iter().map(|&i| &jobs[at[i].0].texts[at[i].1]).collect();
+            let inputs = text.inputs(&self.meta, &texts);
+            let out = self
+                .run_once(&inputs, texts.len())
+                .and_then(|outs| text.vectors(&outs, &texts));
+            match out {
+                Ok(vs) => {
+                    for (&i, v) in run.iter().zip(vs) {
+                        let (j, k) = at[i];
+                        vectors[j][k] = Some(v);
+                    }
+                }
+                Err(e) => {
+                    for &i in &run {
+                        failed[at[i].0].get_or_insert_with(|| e.clone());
                     }
                 }
             }
-            self.execute(batch);
+        }
+        for ((job, vs), err) in jobs.into_iter().zip(vectors).zip(failed) {
+            let result = match err {
+                Some(e) => Err(e),
+                None => vs
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| Error::Inference("a text was not run".into())),
+            };
+            match &result {
+                Ok(_) => self
+                    .stats
+                    .succeeded(job.texts.len(), job.enqueued.elapsed()),
+                Err(_) => self.stats.failed(),
+            }
+            (job.done)(result);
         }
     }
 

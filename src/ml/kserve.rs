@@ -24,7 +24,8 @@ const INLINE_OUTPUT_ELEMS: usize = 16 * 1024;
 /// The header of the binary tensor extension.
 const HEADER_LEN: &str = "inference-header-content-length";
 
-fn status_of(e: &Error) -> u16 {
+/// The HTTP status of an engine error, for every HTTP adapter.
+pub(crate) fn status_of(e: &Error) -> u16 {
     match e {
         Error::InvalidName(_) | Error::BadInput(_) => 400,
         Error::Forbidden(_) => 403,

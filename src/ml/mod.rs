@@ -18,6 +18,8 @@ pub mod repository;
 pub mod runtime;
 pub mod stats;
 pub mod tensor;
+pub mod text;
+pub mod text_api;
 pub mod tools;
 
 pub use repository::{Lease, Repository};

@@ -20,6 +20,29 @@ pub const DEFAULT_MAX_BATCH: usize = 32;
 /// make a run grow without bound (SECURITY.md I8).
 pub const DEFAULT_MAX_DYNAMIC_DIM: usize = 4096;
 
+/// Default `max_batch_tokens` (TEI's `--max-batch-tokens`).
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16384;
+
+/// What a text model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Text in, one vector out.
+    Embed,
+}
+
+/// How a text's token vectors become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over the text's tokens (sentence-transformers' default).
+    Mean,
+    /// The first token's vector (`[CLS]`).
+    Cls,
+    /// The last token's vector (decoder models).
+    Last,
+}
+
 /// Limits for one input, set in `config.toml` as `[inputs.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +82,23 @@ pub struct ModelConfig {
     pub max_dynamic_dim: usize,
     /// Per-input limits by input name (`[inputs.input_ids] max_dims = [0, 256]`).
     pub inputs: BTreeMap<String, InputLimits>,
+    /// For a text model (a `tokenizer.json` beside `model.onnx`): what it
+    /// does. Default `embed`.
+    pub task: Option<Task>,
+    /// How token vectors become one text vector. Default `mean`.
+    pub pooling: Option<Pooling>,
+    /// Scale embeddings to unit length. Default true for `embed`.
+    pub normalize: Option<bool>,
+    /// Most tokens per text, special tokens included. Default:
+    /// `sentence_bert_config.json`'s `max_seq_length` when present, else the
+    /// model's sequence limit.
+    pub max_length: Option<usize>,
+    /// A text over `max_length` is cut to it (true) or refused with its
+    /// token count (false). Default true; a request may say otherwise.
+    pub truncate: bool,
+    /// Most padded tokens (texts × the longest of them) in one run: texts
+    /// are grouped by length so padding stays small. Default 16384 (TEI's).
+    pub max_batch_tokens: usize,
 }
 
 impl Default for ModelConfig {
@@ -73,6 +113,12 @@ impl Default for ModelConfig {
             intra_op_threads: 1,
             max_dynamic_dim: DEFAULT_MAX_DYNAMIC_DIM,
             inputs: BTreeMap::new(),
+            task: None,
+            pooling: None,
+            normalize: None,
+            max_length: None,
+            truncate: true,
+            max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
         }
     }
 }
@@ -98,6 +144,9 @@ impl ModelConfig {
         }
         if cfg.max_dynamic_dim == 0 {
             return Err("max_dynamic_dim must be at least 1".into());
+        }
+        if cfg.max_batch_tokens == 0 || cfg.max_length == Some(0) {
+            return Err("max_batch_tokens and max_length must be at least 1".into());
         }
         for (name, l) in &cfg.inputs {
             if let Some([lo, hi]) = l.range {

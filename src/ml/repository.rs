@@ -7,10 +7,11 @@
 //! count under the same lock.
 //! Invariant: a load that fails leaves the previous version serving.
 
-use super::batcher::{Batcher, Done, Job};
+use super::batcher::{Batcher, Done, Job, TextDone, TextJob};
 use super::model::{self, Metadata, ModelConfig};
 use super::stats::{Metrics, ModelStats};
 use super::tensor::{self, DType, Tensor};
+use super::text::{self, TextModel, Tokens};
 use super::{Error, MlConfig, Runtime};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Loaded {
     /// Inputs, outputs, batch size.
     pub meta: Arc<Metadata>,
+    /// Its tokenizer and text policy, for a text model.
+    pub text: Option<Arc<TextModel>>,
     /// The version directory served (`1` for a flat layout).
     pub version: String,
     /// Bytes measured around load and warm-up.
@@ -68,6 +71,8 @@ struct Entry {
     known: Mutex<Option<Arc<Metadata>>>,
     last_used: AtomicU64,
     in_flight: AtomicUsize,
+    /// A `tokenizer.json` beside its graph (seen at the scan).
+    text: bool,
 }
 
 /// What the repository index reports for a model.
@@ -199,9 +204,22 @@ impl Lease {
                 drop(self);
             }),
         };
-        if let Err((e, job)) = loaded.batcher.submit(job) {
-            (job.done)(Err(e));
-        }
+        loaded.batcher.submit(job);
+    }
+
+    /// Queues texts (tokenized by this model's [`TextModel`]); `done` gets
+    /// one vector per text, in order.
+    pub fn submit_texts(self, texts: Vec<Tokens>, done: TextDone) {
+        let loaded = self.loaded.clone();
+        let job = TextJob {
+            texts,
+            enqueued: Instant::now(),
+            done: Box::new(move |r| {
+                done(r);
+                drop(self);
+            }),
+        };
+        loaded.batcher.submit_texts(job);
     }
 }
 
@@ -262,8 +280,10 @@ impl Repository {
         if !dir.is_dir() {
             return None;
         }
+        let text = model_file(&dir).is_ok_and(|(f, _)| text::is_text_model(&f, &dir));
         let e = Arc::new(Entry {
             name: name.to_string(),
+            text,
             dir,
             stats: Arc::new(self.metrics.model(name)),
             state: Mutex::new(State::Unloaded { explicit: false }),
@@ -298,6 +318,15 @@ impl Repository {
     /// Names of every model in the repository.
     pub fn names(&self) -> Vec<String> {
         lock(&self.entries).keys().cloned().collect()
+    }
+
+    /// The text models' names (a `tokenizer.json` beside the graph), sorted.
+    pub fn text_names(&self) -> Vec<String> {
+        lock(&self.entries)
+            .values()
+            .filter(|e| e.text)
+            .map(|e| e.name.clone())
+            .collect()
     }
 
     /// Calls `f` with each model's metadata when a load first reveals it
@@ -466,12 +495,20 @@ impl Repository {
         let built = build(rt, e);
         let memory = model::allocated_bytes().saturating_sub(before);
         match built {
-            Ok((cfg, meta, version, sessions)) => {
+            Ok((cfg, meta, text, version, sessions)) => {
                 let meta = Arc::new(meta);
-                let batcher =
-                    Batcher::start(&e.name, sessions, meta.clone(), &cfg, e.stats.clone())?;
+                let text = text.map(Arc::new);
+                let batcher = Batcher::start(
+                    &e.name,
+                    sessions,
+                    meta.clone(),
+                    text.clone(),
+                    &cfg,
+                    e.stats.clone(),
+                )?;
                 let loaded = Arc::new(Loaded {
                     meta: meta.clone(),
+                    text,
                     version,
                     memory,
                     cfg,
@@ -549,7 +586,13 @@ impl Repository {
     }
 }
 
-type Built = (ModelConfig, Metadata, String, Vec<ort::session::Session>);
+type Built = (
+    ModelConfig,
+    Metadata,
+    Option<TextModel>,
+    String,
+    Vec<ort::session::Session>,
+);
 
 /// Finds the model file, reads its config, opens its sessions and warms each up.
 fn build(rt: &Runtime, e: &Entry) -> Result<Built, String> {
@@ -569,7 +612,8 @@ fn build(rt: &Runtime, e: &Entry) -> Result<Built, String> {
         sessions.push(s);
     }
     let meta = meta.ok_or("instances must be at least 1")?;
-    Ok((cfg, meta, version, sessions))
+    let text = TextModel::load(&file, &e.dir, &cfg, &meta)?;
+    Ok((cfg, meta, text, version, sessions))
 }
 
 /// `dir/model.onnx` (version `1`), or the highest numeric `dir/<v>/model.onnx`.

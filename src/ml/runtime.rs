@@ -39,6 +39,9 @@ pub struct MlConfig {
     pub repository_api_key: Option<String>,
     /// Serve every model as an MCP tool, plus `list_models`. Default true.
     pub mcp_tools: bool,
+    /// Most texts in one text API request (`/v1/embeddings`, `/embed`);
+    /// more → 400. Default 2048 (OpenAI's).
+    pub max_texts_per_request: usize,
 }
 
 impl Default for MlConfig {
@@ -52,6 +55,7 @@ impl Default for MlConfig {
             repository_api: false,
             repository_api_key: None,
             mcp_tools: true,
+            max_texts_per_request: 2048,
         }
     }
 }

@@ -1,0 +1,438 @@
+//! Text models: a Hugging Face `tokenizer.json` beside `model.onnx` makes a
+//! model take text. Tokenization (the `tokenizers` crate), the padded input
+//! tensors of one run, and pooling of the model's token vectors.
+//!
+//! The tokenizer file's own padding and truncation are not the serving
+//! policy: each run pads to its own longest text, and `max_length` with
+//! `truncate` (from `config.toml`) decide what a long text becomes.
+
+use super::model::{Metadata, ModelConfig, Pooling, Task};
+use super::tensor::{DType, Data, Tensor};
+use super::Error;
+use std::path::Path;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// Most tokens per text when neither `config.toml`, the
+/// sentence-transformers config nor the graph says (BERT's positions).
+const FALLBACK_MAX_LENGTH: usize = 512;
+
+/// A text as token ids, ready for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// Token ids, special tokens included.
+    pub ids: Vec<u32>,
+    /// Segment ids (all 0 for a single text).
+    pub type_ids: Vec<u32>,
+}
+
+impl Tokens {
+    /// Token ids a client gave itself (special tokens included, as it
+    /// sent them), one segment.
+    pub fn from_ids(ids: Vec<u32>) -> Tokens {
+        let type_ids = vec![0; ids.len()];
+        Tokens { ids, type_ids }
+    }
+
+    /// How many tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True for no tokens at all.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Where a model's graph inputs come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Ids,
+    Mask,
+    TypeIds,
+}
+
+/// The output a text vector is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vectors {
+    /// `[batch, sequence, hidden]`: pooled here.
+    PerToken(usize),
+    /// `[batch, hidden]`: the model pooled already.
+    PerText(usize),
+}
+
+/// A loaded text model's tokenizers and serving policy.
+#[derive(Debug)]
+pub struct TextModel {
+    /// Cuts texts to `max_length` (special tokens kept).
+    cutting: Tokenizer,
+    /// Never cuts: for `truncate = false`, which must know the real count.
+    whole: Tokenizer,
+    /// What it does.
+    pub task: Task,
+    /// How token vectors become one.
+    pub pooling: Pooling,
+    /// Unit-length vectors.
+    pub normalize: bool,
+    /// Most tokens per text.
+    pub max_length: usize,
+    /// The default for a text over `max_length`: cut (true) or refuse.
+    pub truncate: bool,
+    /// Most padded tokens per run.
+    pub max_batch_tokens: usize,
+    /// Most texts per run.
+    pub max_batch_texts: usize,
+    /// The id padding positions get.
+    pad_id: u32,
+    /// One entry per graph input, in graph order.
+    feeds: Vec<(Feed, DType)>,
+    vectors: Vectors,
+    /// Length of a text vector.
+    pub dim: usize,
+}
+
+/// Why a text cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Longer than `max_length` with truncation off.
+    #[error("{tokens} tokens, over the model's limit of {max}")]
+    TooLong {
+        /// Its token count.
+        tokens: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The tokenizer failed on it.
+    #[error("cannot tokenize: {0}")]
+    Tokenizer(String),
+    /// A token id outside the vocabulary (token-id input).
+    #[error("token id {0} is outside the vocabulary")]
+    BadId(u32),
+}
+
+/// `sentence_bert_config.json`'s sequence length, if the file says.
+fn sentence_transformers_max(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("max_seq_length")?
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// The file `name` in the version directory of `model_file`, else in the
+/// model's directory `dir`.
+fn beside(model_file: &Path, dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    let near = model_file.parent().map(|p| p.join(name));
+    near.filter(|p| p.is_file())
+        .or_else(|| Some(dir.join(name)).filter(|p| p.is_file()))
+}
+
+/// Whether a model is a text model: a `tokenizer.json` beside its graph.
+pub fn is_text_model(model_file: &Path, dir: &Path) -> bool {
+    beside(model_file, dir, "tokenizer.json").is_some()
+}
+
+impl TextModel {
+    /// Reads the tokenizer beside `model_file` (or in `dir`) and settles
+    /// the serving policy against the graph in `meta`. `Ok(None)`: not a
+    /// text model. An error says why the graph cannot serve the task.
+    pub fn load(
+        model_file: &Path,
+        dir: &Path,
+        cfg: &ModelConfig,
+        meta: &Metadata,
+    ) -> Result<Option<TextModel>, String> {
+        let Some(path) = beside(model_file, dir, "tokenizer.json") else {
+            if cfg.task.is_some() {
+                return Err("config.toml sets a task, but there is no tokenizer.json".into());
+            }
+            return Ok(None);
+        };
+        let mut tok =
+            Tokenizer::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let pad_id = tok.get_padding().map_or(0, |p| p.pad_id);
+        tok.with_padding(None);
+        let whole = tok
+            .with_truncation(None)
+            .map_err(|e| format!("tokenizer: {e}"))?
+            .clone();
+
+        let mut feeds = Vec::with_capacity(meta.inputs.len());
+        let mut seq_limit = usize::MAX;
+        for s in &meta.inputs {
+            let feed = match s.name.as_str() {
+                "input_ids" => Feed::Ids,
+                "attention_mask" => Feed::Mask,
+                "token_type_ids" => Feed::TypeIds,
+                other => {
+                    return Err(format!(
+                        "text model: input {other:?} is none of input_ids, attention_mask, token_type_ids"
+                    ))
+                }
+            };
+            if !matches!(s.dtype, DType::I64 | DType::I32) || s.shape.len() != 2 {
+                return Err(format!(
+                    "text model: input {:?} must be INT64 or INT32 [batch, sequence], not {} {:?}",
+                    s.name,
+                    s.dtype.name(),
+                    s.shape
+                ));
+            }
+            seq_limit = seq_limit.min(s.max_dims.get(1).copied().unwrap_or(usize::MAX));
+            feeds.push((feed, s.dtype));
+        }
+        if !feeds.iter().any(|(f, _)| *f == Feed::Ids) {
+            return Err("text model: the graph has no input_ids input".into());
+        }
+        let vectors = Self::pick_output(meta)?;
+        let dim = match vectors {
+            Vectors::PerToken(i) | Vectors::PerText(i) => meta.outputs[i]
+                .shape
+                .last()
+                .and_then(|&d| usize::try_from(d).ok())
+                .ok_or(
+                    "text model: the output's last dimension (the vector length) must be fixed",
+                )?,
+        };
+        let max_length = match cfg.max_length.or_else(|| sentence_transformers_max(dir)) {
+            Some(n) if n > seq_limit => {
+                return Err(format!(
+                    "max_length {n} is over the model's sequence limit {seq_limit}"
+                ))
+            }
+            Some(n) => n,
+            None => seq_limit.min(FALLBACK_MAX_LENGTH),
+        };
+        let cutting = tok
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| format!("tokenizer: {e}"))?
+            .clone();
+        let task = cfg.task.unwrap_or(Task::Embed);
+        Ok(Some(TextModel {
+            cutting: cutting.into(),
+            whole: whole.into(),
+            task,
+            pooling: cfg.pooling.unwrap_or(Pooling::Mean),
+            normalize: cfg.normalize.unwrap_or(task == Task::Embed),
+            max_length,
+            truncate: cfg.truncate,
+            max_batch_tokens: cfg.max_batch_tokens.max(max_length),
+            max_batch_texts: meta.max_batch_size.max(1),
+            pad_id,
+            feeds,
+            vectors,
+            dim,
+        }))
+    }
+
+    /// The output to read vectors from: `last_hidden_state`, else the only
+    /// `[batch, sequence, hidden]` output, else a `[batch, hidden]` one
+    /// (`sentence_embedding`, `pooler_output`).
+    fn pick_output(meta: &Metadata) -> Result<Vectors, String> {
+        let outs = &meta.outputs;
+        let float = |i: usize| outs[i].dtype == DType::F32;
+        if let Some(i) = outs.iter().position(|o| o.name == "last_hidden_state") {
+            if float(i) && outs[i].shape.len() == 3 {
+                return Ok(Vectors::PerToken(i));
+            }
+        }
+        if let Some(i) = (0..outs.len()).find(|&i| float(i) && outs[i].shape.len() == 3) {
+            return Ok(Vectors::PerToken(i));
+        }
+        if let Some(i) = (0..outs.len()).find(|&i| float(i) && outs[i].shape.len() == 2) {
+            return Ok(Vectors::PerText(i));
+        }
+        Err("text model: no FP32 output of shape [batch, sequence, hidden] or [batch, hidden] to embed from".into())
+    }
+
+    /// Tokenizes one text; `truncate` says what a text over `max_length` becomes.
+    pub fn encode(&self, text: &str, truncate: bool) -> Result<Tokens, TextError> {
+        let tok = if truncate { &self.cutting } else { &self.whole };
+        let enc = tok
+            .encode_fast(text, true)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        if enc.len() > self.max_length {
+            return Err(TextError::TooLong {
+                tokens: enc.len(),
+                max: self.max_length,
+            });
+        }
+        Ok(Tokens {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+        })
+    }
+
+    /// Checks token ids a client gave: in the vocabulary, within `max_length`
+    /// (cut to it when `truncate`).
+    pub fn check_ids(&self, mut ids: Vec<u32>, truncate: bool) -> Result<Tokens, TextError> {
+        let vocab = u32::try_from(self.whole.get_vocab_size(true)).unwrap_or(u32::MAX);
+        if let Some(&bad) = ids.iter().find(|&&id| id >= vocab) {
+            return Err(TextError::BadId(bad));
+        }
+        if ids.len() > self.max_length {
+            if !truncate {
+                return Err(TextError::TooLong {
+                    tokens: ids.len(),
+                    max: self.max_length,
+                });
+            }
+            ids.truncate(self.max_length);
+        }
+        Ok(Tokens::from_ids(ids))
+    }
+
+    /// The graph inputs of one run over `texts`, each padded to the
+    /// longest of them (at least one token wide).
+    pub fn inputs(&self, meta: &Metadata, texts: &[&Tokens]) -> Vec<Tensor> {
+        let rows = texts.len();
+        let width = texts.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        self.feeds
+            .iter()
+            .zip(&meta.inputs)
+            .map(|(&(feed, dtype), spec)| {
+                let mut v: Vec<i64> = Vec::with_capacity(rows * width);
+                for t in texts {
+                    let (row, pad): (Box<dyn Iterator<Item = i64>>, i64) = match feed {
+                        Feed::Ids => (
+                            Box::new(t.ids.iter().map(|&x| i64::from(x))),
+                            i64::from(self.pad_id),
+                        ),
+                        Feed::Mask => (Box::new(std::iter::repeat_n(1, t.len())), 0),
+                        Feed::TypeIds => (Box::new(t.type_ids.iter().map(|&x| i64::from(x))), 0),
+                    };
+                    v.extend(row);
+                    v.extend(std::iter::repeat_n(pad, width - t.len()));
+                }
+                let data = match dtype {
+                    DType::I32 => Data::I32(v.into_iter().map(|x| x as i32).collect()),
+                    _ => Data::I64(v),
+                };
+                Tensor {
+                    name: spec.name.clone(),
+                    shape: vec![rows, width],
+                    data,
+                }
+            })
+            .collect()
+    }
+
+    /// One vector per text from a run's outputs (`texts` as given to
+    /// [`TextModel::inputs`]), pooled, not normalized ([`normalize`]).
+    pub fn vectors(&self, outputs: &[Tensor], texts: &[&Tokens]) -> Result<Vec<Vec<f32>>, Error> {
+        let (i, per_token) = match self.vectors {
+            Vectors::PerToken(i) => (i, true),
+            Vectors::PerText(i) => (i, false),
+        };
+        let out = outputs
+            .get(i)
+            .ok_or_else(|| Error::Inference("the run gave no vector output".into()))?;
+        let Data::F32(flat) = &out.data else {
+            return Err(Error::Inference("the vector output is not FP32".into()));
+        };
+        let dim = self.dim;
+        let width = if per_token {
+            out.shape.get(1).copied().unwrap_or(0)
+        } else {
+            1
+        };
+        if out.shape.first() != Some(&texts.len()) || flat.len() != texts.len() * width * dim {
+            return Err(Error::Inference(format!(
+                "the vector output has shape {:?} for {} texts",
+                out.shape,
+                texts.len()
+            )));
+        }
+        let mut all = Vec::with_capacity(texts.len());
+        for (row, t) in texts.iter().enumerate() {
+            let base = row * width * dim;
+            let token = |k: usize| &flat[base + k * dim..base + (k + 1) * dim];
+            let v = if !per_token {
+                token(0).to_vec()
+            } else {
+                let n = t.len().clamp(1, width);
+                match self.pooling {
+                    Pooling::Cls => token(0).to_vec(),
+                    Pooling::Last => token(n - 1).to_vec(),
+                    Pooling::Mean => {
+                        let mut sum = vec![0f32; dim];
+                        for k in 0..n {
+                            for (s, x) in sum.iter_mut().zip(token(k)) {
+                                *s += x;
+                            }
+                        }
+                        sum.iter_mut().for_each(|s| *s /= n as f32);
+                        sum
+                    }
+                }
+            };
+            all.push(v);
+        }
+        Ok(all)
+    }
+
+    /// Groups texts of these lengths into runs ([`plan`]).
+    pub fn plan(&self, lens: &[usize]) -> Vec<Vec<usize>> {
+        plan(lens, self.max_batch_tokens, self.max_batch_texts)
+    }
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Groups texts into runs: sorted by length (so texts of a run are of like
+/// length and padding stays small), each run within `max_tokens` padded
+/// tokens and `max_texts` texts (a text longer than `max_tokens` runs
+/// alone). Returns runs of indexes into `lens`.
+pub fn plan(lens: &[usize], max_tokens: usize, max_texts: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| lens[i]);
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for i in order {
+        // Sorted: this text is the run's longest, so it sets the padding.
+        let padded = (cur.len() + 1) * lens[i].max(1);
+        if !cur.is_empty() && (padded > max_tokens || cur.len() >= max_texts) {
+            runs.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        runs.push(cur);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_group_like_lengths_within_the_token_and_text_budgets() {
+        let lens = [10, 200, 12, 11, 190, 9];
+        let runs = plan(&lens, 400, 64);
+        assert_eq!(runs, vec![vec![5, 0, 3, 2], vec![4, 1]]);
+        for r in &runs {
+            let width = r.iter().map(|&i| lens[i]).max().unwrap();
+            assert!(r.len() * width <= 400);
+        }
+        assert_eq!(plan(&lens, 10_000, 2).len(), 3, "at most 2 texts a run");
+        assert_eq!(
+            plan(&[5000], 100, 8),
+            vec![vec![0]],
+            "an outsized text runs alone"
+        );
+        assert!(plan(&[], 100, 8).is_empty());
+        let mut v = vec![3.0, 4.0];
+        normalize(&mut v);
+        assert_eq!(v, vec![0.6, 0.8]);
+    }
+}

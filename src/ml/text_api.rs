@@ -1,0 +1,519 @@
+//! The text APIs (adapter): OpenAI's `POST /v1/embeddings` and
+//! `GET /v1/models`, and TEI's `POST /embed`, each with the error shape its
+//! clients parse. Texts are tokenized on the worker pool (never on an I/O
+//! loop), in parallel, then batched by tokens with every other request for
+//! the model (`batcher`).
+//!
+//! Invariant: a bad request gets its API's error shape and status; nothing
+//! else in the batch is disturbed.
+
+use super::kserve::status_of;
+use super::repository::{Lease, Repository};
+use super::text::{self, TextError, TextModel, Tokens};
+use super::{Error, MlConfig};
+use crate::http::{Cx, Method, Mode, Reply, Request, Responder, Response, Router};
+use base64::Engine as _;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Requests with more texts than this encode their answer off the batcher
+/// thread (which has the next run to start).
+const INLINE_ANSWER_TEXTS: usize = 16;
+/// `Retry-After` seconds for a full queue.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Registers the text routes.
+pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
+    let max_texts = cfg.max_texts_per_request;
+    let r = repo.clone();
+    router.route_with_limit(
+        Method::Post,
+        "/v1/embeddings",
+        Mode::Pool,
+        cfg.max_input_bytes,
+        move |req: &mut Request, cx: &mut Cx<'_>| {
+            openai_embeddings(&r, req, cx.responder(), max_texts);
+            Reply::Later
+        },
+    );
+    let r = repo.clone();
+    router.route(
+        Method::Get,
+        "/v1/models",
+        Mode::Inline,
+        move |_: &mut Request, _: &mut Cx<'_>| {
+            let data: Vec<Value> = r
+                .names()
+                .iter()
+                .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "conduit"}))
+                .collect();
+            Reply::Response(Response::json(
+                200,
+                json!({"object": "list", "data": data}).to_string(),
+            ))
+        },
+    );
+    let r = repo;
+    router.route_with_limit(
+        Method::Post,
+        "/embed",
+        Mode::Pool,
+        cfg.max_input_bytes,
+        move |req: &mut Request, cx: &mut Cx<'_>| {
+            tei_embed(&r, req, cx.responder(), max_texts);
+            Reply::Later
+        },
+    );
+}
+
+/// What went wrong, in terms both API shapes can express.
+#[derive(Debug)]
+struct Failure {
+    status: u16,
+    message: String,
+    /// The request field at fault (OpenAI's `param`).
+    param: Option<&'static str>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Invalid,
+    NotFound,
+    TooLong,
+    Overloaded,
+    Server,
+}
+
+impl Failure {
+    fn invalid(param: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            status: 400,
+            message: message.into(),
+            param: Some(param),
+            kind: Kind::Invalid,
+        }
+    }
+
+    fn from_engine(e: &Error) -> Failure {
+        let status = status_of(e);
+        let kind = match (e, status) {
+            (Error::NotFound(_), _) => Kind::NotFound,
+            (Error::QueueFull, _) => Kind::Overloaded,
+            (_, 400..=499) => Kind::Invalid,
+            _ => Kind::Server,
+        };
+        Failure {
+            // OpenAI clients back off and retry on 429, not 503.
+            status: if kind == Kind::Overloaded {
+                429
+            } else {
+                status
+            },
+            message: e.client_message(),
+            param: matches!(e, Error::NotFound(_) | Error::InvalidName(_)).then_some("model"),
+            kind,
+        }
+    }
+
+    fn from_text(index: usize, e: &TextError) -> Failure {
+        match e {
+            TextError::TooLong { .. } => Failure {
+                status: 413,
+                message: format!("input[{index}] has {e}; send it shorter or with truncation on"),
+                param: Some("input"),
+                kind: Kind::TooLong,
+            },
+            TextError::Tokenizer(_) | TextError::BadId(_) => {
+                Failure::invalid("input", format!("input[{index}]: {e}"))
+            }
+        }
+    }
+
+    /// OpenAI's `{"error": {"message", "type", "param", "code"}}`.
+    fn openai(&self) -> Response {
+        let (kind, code) = match self.kind {
+            Kind::Invalid => ("invalid_request_error", Value::Null),
+            Kind::NotFound => ("invalid_request_error", json!("model_not_found")),
+            Kind::TooLong => ("invalid_request_error", json!("context_length_exceeded")),
+            Kind::Overloaded => ("rate_limit_error", json!("rate_limit_exceeded")),
+            Kind::Server => ("server_error", Value::Null),
+        };
+        let body = json!({"error": {
+            "message": self.message, "type": kind, "param": self.param, "code": code,
+        }});
+        self.with_retry(Response::json(self.status, body.to_string()))
+    }
+
+    /// TEI's `{"error", "error_type"}` and its statuses (413 for what the
+    /// limits refuse, 422 for what the tokenizer cannot take, 424 for a
+    /// failed run).
+    fn tei(&self) -> Response {
+        let (status, kind) = match self.kind {
+            Kind::Invalid => (
+                if self.status == 400 { 422 } else { self.status },
+                "Validation",
+            ),
+            Kind::NotFound => (404, "Validation"),
+            Kind::TooLong => (413, "Validation"),
+            Kind::Overloaded => (429, "Overloaded"),
+            Kind::Server => (424, "Backend"),
+        };
+        let body = json!({"error": self.message, "error_type": kind});
+        self.with_retry(Response::json(status, body.to_string()))
+    }
+
+    fn with_retry(&self, r: Response) -> Response {
+        if self.kind == Kind::Overloaded {
+            r.header("Retry-After", RETRY_AFTER_SECS)
+        } else {
+            r
+        }
+    }
+}
+
+/// A text model, leased, and its tokenizer.
+fn text_model(repo: &Repository, name: &str) -> Result<(Lease, Arc<TextModel>), Failure> {
+    let lease = repo.lease(name).map_err(|e| Failure::from_engine(&e))?;
+    let text = lease.loaded.text.clone().ok_or_else(|| {
+        Failure::invalid(
+            "model",
+            format!("model {name:?} does not take text (it has no tokenizer.json)"),
+        )
+    })?;
+    Ok((lease, text))
+}
+
+/// What a request asks to embed.
+enum Inputs {
+    Texts(Vec<String>),
+    Ids(Vec<Vec<u32>>),
+}
+
+impl Inputs {
+    fn len(&self) -> usize {
+        match self {
+            Inputs::Texts(t) => t.len(),
+            Inputs::Ids(i) => i.len(),
+        }
+    }
+}
+
+fn token_ids(v: &Value) -> Option<Vec<u32>> {
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+        .collect()
+}
+
+/// OpenAI's `input`: a string, strings, token ids, or lists of token ids.
+fn openai_inputs(v: Option<&Value>) -> Result<Inputs, Failure> {
+    let bad = || {
+        Failure::invalid(
+            "input",
+            "input must be a string, an array of strings, an array of token ids, or an array of arrays of token ids",
+        )
+    };
+    match v {
+        None => Err(Failure::invalid("input", "input is required")),
+        Some(Value::String(s)) => Ok(Inputs::Texts(vec![s.clone()])),
+        Some(Value::Array(items)) if items.is_empty() => {
+            Err(Failure::invalid("input", "input must not be empty"))
+        }
+        Some(Value::Array(items)) => match items.first() {
+            Some(Value::String(_)) => items
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .map(Inputs::Texts)
+                .ok_or_else(bad),
+            Some(Value::Number(_)) => token_ids(&Value::Array(items.clone()))
+                .map(|ids| Inputs::Ids(vec![ids]))
+                .ok_or_else(bad),
+            Some(Value::Array(_)) => items
+                .iter()
+                .map(token_ids)
+                .collect::<Option<_>>()
+                .map(Inputs::Ids)
+                .ok_or_else(bad),
+            _ => Err(bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Tokenizes `inputs` for `text` in parallel; the first failure names its index.
+fn tokenize(text: &TextModel, inputs: Inputs, truncate: bool) -> Result<Vec<Tokens>, Failure> {
+    let out: Vec<Result<Tokens, TextError>> = match inputs {
+        Inputs::Texts(texts) => texts.par_iter().map(|t| text.encode(t, truncate)).collect(),
+        Inputs::Ids(ids) => ids
+            .into_par_iter()
+            .map(|i| text.check_ids(i, truncate))
+            .collect(),
+    };
+    out.into_iter()
+        .enumerate()
+        .map(|(i, r)| r.map_err(|e| Failure::from_text(i, &e)))
+        .collect()
+}
+
+/// Reads a JSON body into `T`, or the API's 400.
+fn body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, Failure> {
+    serde_json::from_slice(req.body())
+        .map_err(|e| Failure::invalid("body", format!("the body is not a valid request: {e}")))
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsRequest {
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<u64>,
+}
+
+/// `POST /v1/embeddings`.
+fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, max_texts: usize) {
+    let prepared = (|| {
+        let r: EmbeddingsRequest = body(req)?;
+        let name = r
+            .model
+            .ok_or_else(|| Failure::invalid("model", "model is required"))?;
+        let base64 = match r.encoding_format.as_deref() {
+            None | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(Failure::invalid(
+                    "encoding_format",
+                    format!("encoding_format {other:?} is not float or base64"),
+                ))
+            }
+        };
+        let inputs = openai_inputs(r.input.as_ref())?;
+        if inputs.len() > max_texts {
+            return Err(Failure::invalid(
+                "input",
+                format!("{} inputs; at most {max_texts} per request", inputs.len()),
+            ));
+        }
+        let (lease, text) = text_model(repo, &name)?;
+        if let Some(d) = r.dimensions {
+            if usize::try_from(d).ok() != Some(text.dim) {
+                return Err(Failure::invalid(
+                    "dimensions",
+                    format!(
+                        "model {name:?} makes {}-dimensional vectors and was not trained to be cut shorter",
+                        text.dim
+                    ),
+                ));
+            }
+        }
+        let tokens = tokenize(&text, inputs, text.truncate)?;
+        Ok((lease, text, tokens, name, base64))
+    })();
+    let (lease, text, tokens, name, base64) = match prepared {
+        Ok(p) => p,
+        Err(f) => {
+            let _ = responder.respond(f.openai());
+            return;
+        }
+    };
+    let used: usize = tokens.iter().map(Tokens::len).sum();
+    let count = tokens.len();
+    let normalize = text.normalize;
+    lease.submit_texts(
+        tokens,
+        Box::new(move |result| {
+            answer(count, responder, move || match result {
+                Ok(vectors) => openai_response(&name, vectors, normalize, base64, used),
+                Err(e) => Failure::from_engine(&e).openai(),
+            })
+        }),
+    );
+}
+
+/// Sends what `make` builds: at once for small answers, from the worker
+/// pool for large ones (their encoding would hold up the batcher thread).
+fn answer(texts: usize, responder: Responder, make: impl FnOnce() -> Response + Send + 'static) {
+    if texts > INLINE_ANSWER_TEXTS {
+        rayon::spawn(move || {
+            let _ = responder.respond(make());
+        });
+    } else {
+        let _ = responder.respond(make());
+    }
+}
+
+/// One vector of an OpenAI answer. Vectors are serialized from `f32` (the
+/// shortest text that reads back the same `f32`), not through `Value`'s
+/// `f64`, which would double their size.
+#[derive(Serialize)]
+struct EmbeddingOut {
+    object: &'static str,
+    index: usize,
+    embedding: Embedding,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Embedding {
+    Floats(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+#[derive(Serialize)]
+struct EmbeddingsOut<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingOut>,
+    model: &'a str,
+    usage: Usage,
+}
+
+fn openai_response(
+    model: &str,
+    vectors: Vec<Vec<f32>>,
+    normalize: bool,
+    base64: bool,
+    tokens: usize,
+) -> Response {
+    let data = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut v)| {
+            if normalize {
+                text::normalize(&mut v);
+            }
+            let embedding = if base64 {
+                // OpenAI's base64 format: the float32 values, little-endian.
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Embedding::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                Embedding::Floats(v)
+            };
+            EmbeddingOut {
+                object: "embedding",
+                index,
+                embedding,
+            }
+        })
+        .collect();
+    let out = EmbeddingsOut {
+        object: "list",
+        data,
+        model,
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    };
+    json_response(&out)
+}
+
+/// A serialized 200, or a 500 if it cannot be (it always can).
+fn json_response<T: Serialize>(v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(b) => Response::json(200, b),
+        Err(e) => Response::json(500, json!({"error": e.to_string()}).to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbedRequest {
+    #[serde(default)]
+    inputs: Option<Value>,
+    #[serde(default)]
+    normalize: Option<bool>,
+    #[serde(default)]
+    truncate: Option<bool>,
+    /// Conduit's extension: which text model (default: the only one).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// The text model a TEI request means: the one it names, else the only one.
+fn default_text_model(repo: &Repository, named: Option<String>) -> Result<String, Failure> {
+    if let Some(n) = named {
+        return Ok(n);
+    }
+    match repo.text_names().as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Failure::invalid("model", "this server has no text model")),
+        many => Err(Failure::invalid(
+            "model",
+            format!(
+                "several text models ({}); name one in \"model\"",
+                many.join(", ")
+            ),
+        )),
+    }
+}
+
+/// `POST /embed` (TEI).
+fn tei_embed(repo: &Repository, req: &Request, responder: Responder, max_texts: usize) {
+    let prepared = (|| {
+        let r: EmbedRequest = body(req)?;
+        let inputs = match r.inputs {
+            Some(Value::String(s)) => Inputs::Texts(vec![s]),
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .map(Inputs::Texts)
+                .ok_or_else(|| {
+                    Failure::invalid("inputs", "inputs must be a string or an array of strings")
+                })?,
+            Some(Value::Array(_)) => {
+                return Err(Failure::invalid("inputs", "inputs must not be empty"))
+            }
+            _ => {
+                return Err(Failure::invalid(
+                    "inputs",
+                    "inputs must be a string or an array of strings",
+                ))
+            }
+        };
+        if inputs.len() > max_texts {
+            return Err(Failure::invalid(
+                "inputs",
+                format!("{} inputs; at most {max_texts} per request", inputs.len()),
+            ));
+        }
+        let name = default_text_model(repo, r.model)?;
+        let (lease, text) = text_model(repo, &name)?;
+        let tokens = tokenize(&text, inputs, r.truncate.unwrap_or(text.truncate))?;
+        Ok((lease, tokens, r.normalize.unwrap_or(text.normalize)))
+    })();
+    let (lease, tokens, normalize) = match prepared {
+        Ok(p) => p,
+        Err(f) => {
+            let _ = responder.respond(f.tei());
+            return;
+        }
+    };
+    let count = tokens.len();
+    lease.submit_texts(
+        tokens,
+        Box::new(move |result| {
+            answer(count, responder, move || match result {
+                Ok(mut vectors) => {
+                    if normalize {
+                        vectors.iter_mut().for_each(|v| text::normalize(v));
+                    }
+                    json_response(&vectors)
+                }
+                Err(e) => Failure::from_engine(&e).tei(),
+            })
+        }),
+    );
+}
