@@ -1,5 +1,5 @@
 # Shared by the Python interop suites' run.sh scripts (tests/interop,
-# tests/triton). Source it with $here set to the suite's directory. It sets
+# tests/triton, tests/text). Source it with $here set to the suite's directory. It sets
 # $repo and $bin (the conduit binary: $CONDUIT_BIN, default
 # target/debug/conduit, made absolute; exits 2 if missing) and $venv, a
 # git-ignored $here/.venv made with $PYTHON (default python3, >= 3.10) into

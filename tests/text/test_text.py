@@ -1,0 +1,567 @@
+"""Text embeddings (issue #14): the official ``openai`` client and raw HTTP as
+clients of `conduit`'s OpenAI ``/v1/embeddings`` + ``/v1/models`` and its
+TEI-compatible ``/embed``, checked against a reference computed here.
+
+A module-scoped `conduit serve --listen 127.0.0.1:0 --models <repo>/models`
+serves the repository's own model directory, which must hold ``minilm``
+(``scripts/fetch-text-models`` writes it; ``run.sh`` runs it first).
+
+The reference is computed in the test, never stored: the Python
+``tokenizers`` package loads the same ``models/minilm/tokenizer.json`` with
+its built-in padding and truncation (fixed 128) turned off, and truncation to
+256 tokens (``sentence_bert_config.json``'s max_seq_length) turned on where a
+test says so; ``onnxruntime`` (the version conduit loads) runs the same
+``model.onnx`` on input_ids, attention_mask (ones) and token_type_ids
+(zeros); the embedding is the mean of ``last_hidden_state`` over the tokens
+(attention_mask = 1), L2-normalized. A server vector matches when its cosine
+to the reference is >= 0.9999.
+
+The API contract these tests hold the server to:
+
+* ``POST /v1/embeddings`` as OpenAI's: ``input`` is a string, a list of
+  strings, a list of token ids or a list of token-id lists; token ids are the
+  model's whole input (``[CLS] ... [SEP]`` included, nothing added: what
+  TEI and vLLM do); ``encoding_format`` "float" (the default when absent) or
+  "base64" (little-endian float32); ``data[i].index == i``; ``usage``
+  ``prompt_tokens == total_tokens`` = the tokens embedded, [CLS] and [SEP]
+  included, after truncation; a text over 256 tokens is truncated to 256.
+* Errors as OpenAI's: ``{"error": {"message", "type", "param", "code"}}``;
+  404 for an unknown model, 400 for a missing ``input`` or a body that is not
+  JSON; an empty string is either embedded (200) or a 400 in that shape.
+* ``GET /v1/models``: ``{"object": "list", "data": [{"id", "object":
+  "model", ...}]}`` with ``minilm`` in it.
+* ``POST /embed`` as TEI's: ``inputs`` a string or a list of strings,
+  ``normalize`` (default true), ``truncate``; the answer is a JSON array of
+  arrays of floats; ``"truncate": false`` and a text over 256 tokens is a 413
+  whose message names the text's index and its token count ([CLS] and [SEP]
+  included).
+
+The binary comes from ``CONDUIT_BIN`` (default: ``target/debug/conduit``);
+ONNX Runtime from ``ORT_DYLIB_PATH`` (default: ``.cache/onnxruntime``, where
+``scripts/fetch-onnxruntime`` puts it). The server is stopped with SIGTERM
+(then SIGKILL) at the end of the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import time
+from collections import defaultdict
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import onnxruntime as ort
+import openai
+import pytest
+import requests
+from openai import OpenAI
+from tokenizers import Tokenizer
+
+from conduit_proc import REPO, ConduitProcess
+
+ORT_VERSION = "1.31.1"
+ORT_DYLIB = os.environ.get(
+    "ORT_DYLIB_PATH", str(REPO / ".cache" / "onnxruntime" / f"libonnxruntime.so.{ORT_VERSION}")
+)
+MODELS = REPO / "models"
+MODEL = "minilm"
+MODEL_DIR = MODELS / MODEL
+DIM = 384
+MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length
+MIN_COS = 0.9999
+TIMEOUT = 60.0  # seconds, per HTTP request
+
+
+# --------------------------------------------------------------------------
+# reference: tokenizers + onnxruntime in-process
+# --------------------------------------------------------------------------
+
+
+class Reference:
+    """all-MiniLM-L6-v2 embeddings computed from the files conduit serves."""
+
+    def __init__(self) -> None:
+        for f in ("model.onnx", "tokenizer.json", "sentence_bert_config.json"):
+            if not (MODEL_DIR / f).is_file():
+                pytest.fail(f"{MODEL_DIR / f} missing (run scripts/fetch-text-models)")
+        sbert = json.loads((MODEL_DIR / "sentence_bert_config.json").read_text())
+        assert sbert["max_seq_length"] == MAX_TOKENS, sbert
+        # tokenizer.json ships with truncation and padding to a fixed 128:
+        # both off, then (for the truncating one) truncation at 256.
+        self.full = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+        self.full.no_padding()
+        self.full.no_truncation()
+        self.trunc = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+        self.trunc.no_padding()
+        self.trunc.no_truncation()
+        self.trunc.enable_truncation(max_length=MAX_TOKENS)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the CPU to conduit
+        self.session = ort.InferenceSession(
+            str(MODEL_DIR / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def ids(self, text: str, truncate: bool = True) -> list[int]:
+        """Token ids with [CLS] and [SEP]; at most 256 of them if ``truncate``."""
+        return (self.trunc if truncate else self.full).encode(text).ids
+
+    def count(self, text: str, truncate: bool = True) -> int:
+        return len(self.ids(text, truncate))
+
+    def embed_ids(self, seqs: Sequence[Sequence[int]], normalize: bool = True) -> np.ndarray:
+        """[len(seqs), 384]: one run per distinct length (no padding at all)."""
+        out = np.zeros((len(seqs), DIM), dtype=np.float64)
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, s in enumerate(seqs):
+            by_len[len(s)].append(i)
+        for _, idx in sorted(by_len.items()):
+            ids = np.array([seqs[i] for i in idx], dtype=np.int64)
+            mask = np.ones_like(ids)
+            (hidden,) = self.session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+            m = mask[:, :, None].astype(np.float64)
+            pooled = (hidden.astype(np.float64) * m).sum(axis=1) / m.sum(axis=1)
+            if normalize:
+                pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled
+        return out
+
+    def embed(self, texts: Sequence[str], truncate: bool = True, normalize: bool = True) -> np.ndarray:
+        return self.embed_ids([self.ids(t, truncate) for t in texts], normalize)
+
+
+def cosine(a: Any, b: Any) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def assert_close(got: Sequence[Any], want: np.ndarray, what: str) -> None:
+    """Each got[i] is 384 floats with cosine >= 0.9999 to want[i]."""
+    assert len(got) == len(want), f"{what}: {len(got)} vectors, want {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert len(g) == DIM, f"{what}[{i}]: {len(g)} floats, want {DIM}"
+        c = cosine(g, w)
+        assert c >= MIN_COS, f"{what}[{i}]: cosine {c:.6f} to the reference (< {MIN_COS})"
+
+
+def decode_b64(s: str) -> np.ndarray:
+    raw = base64.b64decode(s, validate=True)
+    assert len(raw) == DIM * 4, f"base64 embedding is {len(raw)} bytes, want {DIM * 4}"
+    return np.frombuffer(raw, dtype="<f4")
+
+
+# --------------------------------------------------------------------------
+# server process
+# --------------------------------------------------------------------------
+
+
+class Server(ConduitProcess):
+    def __init__(self) -> None:
+        if not os.path.exists(ORT_DYLIB):
+            pytest.fail(f"ONNX Runtime not found at {ORT_DYLIB} (run scripts/fetch-onnxruntime)")
+        if not (MODEL_DIR / "model.onnx").is_file():
+            pytest.fail(f"no {MODEL_DIR}/model.onnx (run scripts/fetch-text-models)")
+        super().__init__(["--models", str(MODELS)], {"ORT_DYLIB_PATH": ORT_DYLIB})
+        self.base = f"http://{self.addr}"
+
+    def warm_up(self, timeout: float = 60.0) -> None:
+        """Best effort: the first request loads the model; wait while it answers 503.
+
+        Fails nothing itself (each test fails on its own if the API is missing).
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                r = requests.post(
+                    f"{self.base}/v1/embeddings", json={"model": MODEL, "input": "warm up"}, timeout=TIMEOUT
+                )
+                if r.status_code != 503:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+
+    def log_tail(self) -> str:
+        return "--- conduit log (last 50 lines) ---\n" + "".join(self.log[-50:])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    srv = Server()
+    try:
+        srv.warm_up()
+        yield srv
+    finally:
+        srv.stop()
+        # pytest shows captured teardown output only for a failing test.
+        print(srv.log_tail())
+        assert srv.proc.returncode in (0, -signal.SIGTERM), f"conduit exited with {srv.proc.returncode}"
+
+
+@pytest.fixture(scope="module")
+def base(server: Server) -> str:
+    return server.base
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[OpenAI]:
+    c = OpenAI(base_url=f"{server.base}/v1", api_key="unused", max_retries=0, timeout=TIMEOUT)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return Reference()
+
+
+# --------------------------------------------------------------------------
+# helpers for raw HTTP
+# --------------------------------------------------------------------------
+
+
+def post(base: str, path: str, body: Any = None, data: bytes | None = None) -> requests.Response:
+    if data is not None:
+        return requests.post(
+            base + path, data=data, headers={"Content-Type": "application/json"}, timeout=TIMEOUT
+        )
+    return requests.post(base + path, json=body, timeout=TIMEOUT)
+
+
+def post_utf8(base: str, path: str, body: Any) -> requests.Response:
+    """JSON with raw UTF-8 (no \\u escapes), unlike requests' and the client's encoders."""
+    return post(base, path, data=json.dumps(body, ensure_ascii=False).encode("utf-8"))
+
+
+def json_body(r: requests.Response) -> Any:
+    ctype = r.headers.get("Content-Type", "")
+    assert ctype.startswith("application/json"), f"{r.status_code} Content-Type {ctype!r}: {r.text[:300]!r}"
+    return r.json()
+
+
+def assert_openai_error(r: requests.Response, status: int) -> dict[str, Any]:
+    """``r`` is ``status`` with OpenAI's error body; returns the error object."""
+    assert r.status_code == status, f"status {r.status_code}, want {status}: {r.text[:300]!r}"
+    body = json_body(r)
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not OpenAI's error shape: {body!r}"
+    err = body["error"]
+    assert {"message", "type", "param", "code"} <= set(err), f"error lacks keys: {err!r}"
+    assert isinstance(err["message"], str) and err["message"], err
+    assert isinstance(err["type"], str) and err["type"], err
+    assert err["param"] is None or isinstance(err["param"], str), err
+    assert err["code"] is None or isinstance(err["code"], (str, int)), err
+    return err
+
+
+def error_message(body: Any) -> str:
+    """The message of a TEI error (``{"error": "..."}``) or an OpenAI-shaped one."""
+    assert isinstance(body, dict) and "error" in body, f"no error in {body!r}"
+    err = body["error"]
+    if isinstance(err, dict):
+        err = err.get("message")
+    assert isinstance(err, str) and err, f"no error message in {body!r}"
+    return err
+
+
+def check_response(resp: Any, n: int) -> None:
+    """The fields every /v1/embeddings answer has, as the openai client parsed them."""
+    assert resp.object == "list"
+    assert resp.model == MODEL
+    assert len(resp.data) == n, f"{len(resp.data)} embeddings for {n} inputs"
+    for i, d in enumerate(resp.data):
+        assert d.index == i, f"data[{i}].index = {d.index}"
+        assert d.object == "embedding"
+
+
+def check_usage(resp: Any, tokens: int) -> None:
+    assert resp.usage.prompt_tokens == tokens, f"prompt_tokens {resp.usage.prompt_tokens}, want {tokens}"
+    assert resp.usage.total_tokens == tokens, f"total_tokens {resp.usage.total_tokens}, want {tokens}"
+
+
+# --------------------------------------------------------------------------
+# test data
+# --------------------------------------------------------------------------
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Conduit serves text embeddings over HTTP.",
+    "A man is eating food.",
+    "Rust makes systems programming safer without a garbage collector.",
+]
+
+WORDS = (
+    "embedding models map sentences to vectors so that similar meanings land close together while "
+    "unrelated ones drift apart across a space of three hundred eighty four dimensions which a "
+    "server computes from token ids attention masks and a transformer whose hidden states are averaged"
+).split()
+
+
+def words(n: int, offset: int = 0) -> str:
+    return " ".join(WORDS[(offset + k) % len(WORDS)] for k in range(n))
+
+
+# About 2,000 words: far over 256 tokens.
+LONG_TEXT = " ".join(f"Paragraph {p}: {words(40, p)}." for p in range(50))
+
+UNICODE = {
+    "cjk-ja": "日本語のテキストを埋め込みます。東京は日本の首都です。",
+    "cjk-zh": "中文文本嵌入测试：北京是中国的首都。",
+    "hangul": "한국어 문장을 벡터로 바꿉니다.",
+    "emoji": "I love pizza 🍕🍕 and cats 🐈 😀🎉👍🏽",
+    "emoji-zwj": "family 👨‍👩‍👧‍👦 flag 🏳️‍🌈",
+    "combining": "cafe\u0301 e\u0301cole n\u0303 a\u030a Zalgo: Z\u0351\u036b\u0343a\u0352l\u0349g\u0353o",
+    "rtl-hebrew": "שלום עולם, זהו משפט בעברית.",
+    "rtl-arabic": "مرحبا بالعالم، هذه جملة باللغة العربية.",
+    "bidi-mixed": "abc \u202eoverride\u202c עברית 123 العربية end",
+    "astral": "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕞𝕒𝕥𝕙 and 𠜎𠜱 rare CJK",
+}
+
+
+# --------------------------------------------------------------------------
+# OpenAI /v1/models and /v1/embeddings
+# --------------------------------------------------------------------------
+
+
+def test_models_list(base: str, client: OpenAI) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert MODEL in ids, ids
+    r = requests.get(f"{base}/v1/models", timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    body = json_body(r)
+    assert body.get("object") == "list", body
+    assert isinstance(body.get("data"), list), body
+    for m in body["data"]:
+        assert isinstance(m.get("id"), str) and m["id"], m
+        assert m.get("object") == "model", m
+    assert MODEL in [m["id"] for m in body["data"]]
+
+
+def test_single_string(client: OpenAI, ref: Reference) -> None:
+    # No encoding_format: the client asks for base64 and decodes it itself.
+    text = SENTENCES[0]
+    resp = client.embeddings.create(model=MODEL, input=text)
+    check_response(resp, 1)
+    assert_close([resp.data[0].embedding], ref.embed([text]), "embedding")
+    check_usage(resp, ref.count(text))
+
+
+def test_list_of_strings_float(base: str, client: OpenAI, ref: Reference) -> None:
+    resp = client.embeddings.create(model=MODEL, input=SENTENCES, encoding_format="float")
+    check_response(resp, len(SENTENCES))
+    for d in resp.data:
+        assert isinstance(d.embedding, list) and all(isinstance(x, float) for x in d.embedding)
+    want = ref.embed(SENTENCES)
+    assert_close([d.embedding for d in resp.data], want, "float")
+    check_usage(resp, sum(ref.count(t) for t in SENTENCES))
+    # OpenAI's default when encoding_format is absent is float (the client
+    # always sends it, so ask without it by hand).
+    r = post(base, "/v1/embeddings", {"model": MODEL, "input": SENTENCES})
+    assert r.status_code == 200, r.text[:300]
+    body = json_body(r)
+    vecs = [d["embedding"] for d in body["data"]]
+    assert all(isinstance(v, list) for v in vecs), "no encoding_format must give float lists"
+    assert_close(vecs, want, "float (default)")
+
+
+def test_base64(base: str, client: OpenAI, ref: Reference) -> None:
+    resp = client.embeddings.create(model=MODEL, input=SENTENCES, encoding_format="base64")
+    check_response(resp, len(SENTENCES))
+    # Asked for explicitly, the client hands the base64 strings through.
+    got = []
+    for d in resp.data:
+        assert isinstance(d.embedding, str), f"base64 embedding is {type(d.embedding).__name__}"
+        got.append(decode_b64(d.embedding))
+    assert_close(got, ref.embed(SENTENCES), "base64")
+    check_usage(resp, sum(ref.count(t) for t in SENTENCES))
+    # And decoded by the client when left to it (it asks for base64).
+    resp = client.embeddings.create(model=MODEL, input=SENTENCES)
+    assert_close([d.embedding for d in resp.data], ref.embed(SENTENCES), "base64 (client-decoded)")
+
+
+def test_token_ids(client: OpenAI, ref: Reference) -> None:
+    seqs = [ref.ids(t) for t in SENTENCES]  # [CLS] ... [SEP], as the model takes them
+    want = ref.embed(SENTENCES)
+    resp = client.embeddings.create(model=MODEL, input=seqs, encoding_format="float")
+    check_response(resp, len(seqs))
+    assert_close([d.embedding for d in resp.data], want, "token-id lists")
+    check_usage(resp, sum(len(s) for s in seqs))
+    # The same vectors as the texts through the server.
+    text = client.embeddings.create(model=MODEL, input=SENTENCES, encoding_format="float")
+    for i, (a, b) in enumerate(zip(resp.data, text.data)):
+        c = cosine(a.embedding, b.embedding)
+        assert c >= MIN_COS, f"[{i}]: token ids vs text cosine {c:.6f}"
+    # One list of ints is one input.
+    resp = client.embeddings.create(model=MODEL, input=seqs[1], encoding_format="float")
+    check_response(resp, 1)
+    assert_close([resp.data[0].embedding], want[1:2], "token ids")
+    check_usage(resp, len(seqs[1]))
+
+
+def test_batched_equals_single(client: OpenAI, ref: Reference) -> None:
+    # 32 texts from 4 to 256 tokens (the last three truncated) in one
+    # request, then one request each.
+    lengths = sorted({max(1, round(1.17**i)) for i in range(40)})[:32]
+    assert len(lengths) == 32
+    texts = [words(n, i) for i, n in enumerate(lengths)]
+    order = [(i * 13) % 32 for i in range(32)]  # mixed lengths in the batch
+    texts = [texts[i] for i in order]
+    counts = [ref.count(t) for t in texts]
+    assert min(counts) <= 5 and max(counts) == MAX_TOKENS, counts  # some truncated
+    batched = client.embeddings.create(model=MODEL, input=texts, encoding_format="float")
+    check_response(batched, 32)
+    check_usage(batched, sum(counts))
+    single = []
+    for t in texts:
+        r = client.embeddings.create(model=MODEL, input=t, encoding_format="float")
+        check_response(r, 1)
+        single.append(r.data[0].embedding)
+    for i, (b, s) in enumerate(zip(batched.data, single)):
+        c = cosine(b.embedding, s)
+        assert c >= MIN_COS, f"text {i} ({counts[i]} tokens): batched vs single cosine {c:.6f}"
+    assert_close([d.embedding for d in batched.data], ref.embed(texts), "batched")
+
+
+@pytest.mark.parametrize("name", list(UNICODE))
+def test_unicode(base: str, client: OpenAI, ref: Reference, name: str) -> None:
+    text = UNICODE[name]
+    want = ref.embed([text])
+    # The client's JSON (non-ASCII as \u escapes, astral planes as surrogate pairs) ...
+    resp = client.embeddings.create(model=MODEL, input=[text], encoding_format="float")
+    check_response(resp, 1)
+    assert_close([resp.data[0].embedding], want, name)
+    check_usage(resp, ref.count(text))
+    # ... and raw UTF-8 in the body.
+    r = post_utf8(base, "/v1/embeddings", {"model": MODEL, "input": text, "encoding_format": "float"})
+    assert r.status_code == 200, r.text[:300]
+    body = json_body(r)
+    assert_close([body["data"][0]["embedding"]], want, f"{name} (raw UTF-8)")
+    assert body["usage"]["prompt_tokens"] == ref.count(text)
+
+
+def test_empty_string(base: str, ref: Reference) -> None:
+    # The tokenizer makes [CLS] [SEP] of it. OpenAI refuses it; either is fine
+    # here, in the right shape.
+    r = post(base, "/v1/embeddings", {"model": MODEL, "input": "", "encoding_format": "float"})
+    if r.status_code == 200:
+        body = json_body(r)
+        assert len(body["data"]) == 1 and body["data"][0]["index"] == 0, body
+        assert_close([body["data"][0]["embedding"]], ref.embed([""]), "empty string")
+        assert body["usage"]["prompt_tokens"] == ref.count("") == 2, body["usage"]
+    else:
+        assert_openai_error(r, 400)
+
+
+def test_long_text_truncated_to_256(base: str, client: OpenAI, ref: Reference) -> None:
+    n_words = len(LONG_TEXT.split())
+    full = ref.count(LONG_TEXT, truncate=False)
+    assert 1900 <= n_words <= 2200 and full > 2 * MAX_TOKENS, (n_words, full)
+    want = ref.embed([LONG_TEXT], truncate=True)
+    assert ref.count(LONG_TEXT) == MAX_TOKENS
+    # Not just the first 256 tokens of the untruncated vector's input: [SEP] last.
+    assert ref.ids(LONG_TEXT)[-1] == ref.ids(LONG_TEXT, truncate=False)[-1]
+    resp = client.embeddings.create(model=MODEL, input=LONG_TEXT, encoding_format="float")
+    check_response(resp, 1)
+    assert_close([resp.data[0].embedding], want, "truncated")
+    check_usage(resp, MAX_TOKENS)
+    # The test tells 256 from the likely wrong limits: tokenizer.json's own
+    # 128 and the model's 512 position embeddings.
+    for other in (128, 512):
+        ids = ref.ids(LONG_TEXT, truncate=False)[: other - 1] + [ref.ids(LONG_TEXT)[-1]]
+        assert cosine(want[0], ref.embed_ids([ids])[0]) < MIN_COS, other
+    # TEI with truncate: true, the same vector.
+    r = post(base, "/embed", {"inputs": LONG_TEXT, "truncate": True})
+    assert r.status_code == 200, r.text[:300]
+    assert_close(json_body(r), want, "TEI truncate=true")
+
+
+def test_tei_truncate_false_is_413(base: str, ref: Reference) -> None:
+    inputs = [SENTENCES[0], SENTENCES[1], LONG_TEXT]
+    tokens = ref.count(LONG_TEXT, truncate=False)
+    r = post(base, "/embed", {"inputs": inputs, "truncate": False})
+    assert r.status_code == 413, f"status {r.status_code}: {r.text[:300]!r}"
+    msg = error_message(json_body(r))
+    assert re.search(r"\b2\b", msg), f"message does not name index 2: {msg!r}"
+    assert str(tokens) in msg.replace(",", "").replace("_", ""), f"message does not name {tokens} tokens: {msg!r}"
+
+
+def test_thousand_texts_in_order(client: OpenAI, ref: Reference) -> None:
+    # 100 distinct short texts, each ten times, in an order where no text
+    # follows itself; the reference embeds only the 100.
+    distinct = [f"{WORDS[i % len(WORDS)]} {i}" for i in range(100)]
+    order = [(i * 37) % 100 for i in range(1000)]
+    texts = [distinct[k] for k in order]
+    ref_distinct = ref.embed(distinct)
+    sims = ref_distinct @ ref_distinct.T
+    np.fill_diagonal(sims, 0.0)
+    assert sims.max() < 0.99, sims.max()  # a swap would show
+    resp = client.embeddings.create(model=MODEL, input=texts)
+    check_response(resp, 1000)
+    assert_close([d.embedding for d in resp.data], ref_distinct[order], "1000 texts")
+    check_usage(resp, sum(ref.count(t) for t in texts))
+
+
+# --------------------------------------------------------------------------
+# OpenAI errors
+# --------------------------------------------------------------------------
+
+
+def test_unknown_model_is_404(base: str, client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as e:
+        client.embeddings.create(model="no-such-model", input="hello")
+    assert e.value.status_code == 404
+    r = post(base, "/v1/embeddings", {"model": "no-such-model", "input": "hello"})
+    assert_openai_error(r, 404)
+
+
+def test_missing_input_is_400(base: str) -> None:
+    err = assert_openai_error(post(base, "/v1/embeddings", {"model": MODEL}), 400)
+    assert "input" in (err["param"] or "") + err["message"], err
+
+
+def test_non_json_body_is_400(base: str) -> None:
+    assert_openai_error(post(base, "/v1/embeddings", data=b"this is {not json"), 400)
+    assert_openai_error(post(base, "/v1/embeddings", data=b'{"model": "minilm", "input": "truncated'), 400)
+
+
+# --------------------------------------------------------------------------
+# TEI /embed
+# --------------------------------------------------------------------------
+
+
+def test_tei_embed(base: str, ref: Reference) -> None:
+    r = post(base, "/embed", {"inputs": SENTENCES[0]})
+    assert r.status_code == 200, r.text[:300]
+    body = json_body(r)
+    assert isinstance(body, list) and len(body) == 1 and isinstance(body[0], list), "TEI answers [[floats]]"
+    assert all(isinstance(x, float) for x in body[0])
+    assert_close(body, ref.embed(SENTENCES[:1]), "TEI string")
+
+    r = post(base, "/embed", {"inputs": ["a", "b"]})
+    assert r.status_code == 200, r.text[:300]
+    assert_close(json_body(r), ref.embed(["a", "b"]), "TEI list")
+
+    r = post(base, "/embed", {"inputs": SENTENCES, "normalize": True, "truncate": True})
+    assert r.status_code == 200, r.text[:300]
+    assert_close(json_body(r), ref.embed(SENTENCES), "TEI normalize=true")
+
+
+def test_tei_normalize_false(base: str, ref: Reference) -> None:
+    r = post(base, "/embed", {"inputs": SENTENCES, "normalize": False})
+    assert r.status_code == 200, r.text[:300]
+    got = json_body(r)
+    want = ref.embed(SENTENCES, normalize=False)
+    assert_close(got, want, "TEI normalize=false")
+    for i, (g, w) in enumerate(zip(got, want)):
+        ng, nw = np.linalg.norm(g), np.linalg.norm(w)
+        assert abs(ng - nw) <= 1e-3 * nw, f"[{i}] norm {ng:.5f}, reference {nw:.5f} (mean pooling, not normalized)"
+        assert abs(nw - 1.0) > 0.1  # the test can tell them apart
