@@ -9,6 +9,7 @@ mod mcp_http;
 mod mcp_stdio;
 mod ml_runtime;
 mod ml_serve;
+mod ml_text;
 mod shutdown;
 mod smuggling;
 mod sse;

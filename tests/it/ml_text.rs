@@ -1,0 +1,260 @@
+//! Text models over the wire (issue #14): OpenAI `/v1/embeddings` and
+//! `/v1/models`, TEI `/embed`, on the real all-MiniLM-L6-v2 (int8) with its
+//! Hugging Face tokenizer, fetched by `scripts/fetch-text-models` into
+//! `models/minilm`. (tests/text/ checks the vectors against Python
+//! `tokenizers` + `onnxruntime` and the official `openai` client.)
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One server for the module: loading MiniLM takes a while in debug builds.
+fn server() -> SocketAddr {
+    static SRV: OnceLock<TestServer> = OnceLock::new();
+    SRV.get_or_init(|| {
+        let mut cfg = test_config();
+        cfg.ml.models = format!("{ROOT}/models");
+        cfg.ml.ort_library = Some(format!(
+            "{ROOT}/.cache/onnxruntime/libonnxruntime.so.1.31.1"
+        ));
+        cfg.workers.threads = 2;
+        let srv = spawn_server(cfg);
+        wait_for(
+            std::time::Duration::from_secs(60),
+            "minilm did not load (run scripts/fetch-text-models)",
+            || {
+                let r = get_json(srv.addr, "/v2/models/minilm/ready");
+                if r.status == 200 {
+                    Ok(())
+                } else {
+                    Err(r.body_str())
+                }
+            },
+        );
+        srv
+    })
+    .addr
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> RawResponse {
+    exchange(addr, &http_request("GET", path, &[], b"")).0
+}
+
+fn post(addr: SocketAddr, path: &str, body: &[u8]) -> RawResponse {
+    let raw = http_request("POST", path, &[("Content-Type", "application/json")], body);
+    exchange(addr, &raw).0
+}
+
+fn embeddings(input: Value) -> RawResponse {
+    let body = json!({"model": "minilm", "input": input}).to_string();
+    post(server(), "/v1/embeddings", body.as_bytes())
+}
+
+/// The vectors of a 200 `/v1/embeddings` answer, in `index` order.
+#[track_caller]
+fn vectors(r: &RawResponse) -> Vec<Vec<f32>> {
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let v = r.json();
+    let data = v["data"].as_array().expect("data");
+    data.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            assert_eq!(d["index"], i, "{d}");
+            d["embedding"]
+                .as_array()
+                .expect("float embedding")
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn texts() -> Vec<String> {
+    vec![
+        "hello".into(),
+        "The quick brown fox jumps over the lazy dog.".into(),
+        "Conduit serves embeddings; it batches texts of like length together. ".repeat(6),
+        "日本語のテキストと絵文字 🎉🚀 and café, naïve, Zoë".into(),
+        "שלום עולם — مرحبا بالعالم".into(),
+        "a b c d e f g h i j k l m n o p q r s t u v w x y z".into(),
+    ]
+}
+
+#[test]
+fn batched_and_single_requests_give_the_same_unit_vectors() {
+    let all = texts();
+    let batched = vectors(&embeddings(json!(all)));
+    assert_eq!(batched.len(), all.len());
+    for (t, b) in all.iter().zip(&batched) {
+        assert_eq!(b.len(), 384);
+        let norm: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
+        let single = vectors(&embeddings(json!(t)));
+        let c = cosine(b, &single[0]);
+        assert!(c >= 0.9999, "{t:?}: cosine {c}");
+    }
+}
+
+#[test]
+fn concurrent_single_text_requests_are_answered_with_their_own_vectors() {
+    let all: Vec<String> = (0..24)
+        .map(|i| format!("request number {i} {}", "word ".repeat(i % 7)))
+        .collect();
+    let alone: Vec<Vec<f32>> = all
+        .iter()
+        .map(|t| vectors(&embeddings(json!(t))).remove(0))
+        .collect();
+    let together: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let hs: Vec<_> = all
+            .iter()
+            .map(|t| s.spawn(move || vectors(&embeddings(json!(t))).remove(0)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert!(cosine(a, b) >= 0.9999, "request {i}: {}", cosine(a, b));
+    }
+}
+
+#[test]
+fn usage_counts_tokens_and_long_texts_are_cut_to_max_length() {
+    let r = embeddings(json!(["hello world", "hi"]));
+    // [CLS] hello world [SEP] + [CLS] hi [SEP]
+    assert_eq!(r.json()["usage"]["prompt_tokens"], 7, "{}", r.body_str());
+    assert_eq!(r.json()["usage"]["total_tokens"], 7);
+    assert_eq!(r.json()["model"], "minilm");
+    // sentence_bert_config.json's max_seq_length is 256.
+    let r = embeddings(json!("word ".repeat(2000)));
+    assert_eq!(r.json()["usage"]["prompt_tokens"], 256, "{}", r.body_str());
+    // TEI with truncation off: 413 naming the text and its token count.
+    let body = json!({"inputs": ["short", "word ".repeat(300)], "truncate": false});
+    let r = post(server(), "/embed", body.to_string().as_bytes());
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        err.contains("input[1]") && err.contains("302 tokens"),
+        "{err}"
+    );
+    assert_eq!(r.json()["error_type"], "Validation");
+}
+
+#[test]
+fn base64_token_ids_and_tei_give_the_same_vectors() {
+    let text = "The quick brown fox jumps over the lazy dog.";
+    let floats = vectors(&embeddings(json!(text))).remove(0);
+    let body = json!({"model": "minilm", "input": text, "encoding_format": "base64"});
+    let r = post(server(), "/v1/embeddings", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let b64 = r.json()["data"][0]["embedding"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(decoded, floats, "base64 carries the same float32 values");
+    // [CLS] the quick brown fox jumps over the lazy dog . [SEP]
+    let ids = json!([[101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102]]);
+    let by_ids = vectors(&embeddings(ids)).remove(0);
+    assert!(cosine(&floats, &by_ids) >= 0.9999);
+    let tei = post(
+        server(),
+        "/embed",
+        json!({"inputs": text}).to_string().as_bytes(),
+    );
+    assert_eq!(tei.status, 200, "{}", tei.body_str());
+    let tei: Vec<Vec<f32>> = serde_json::from_slice(&tei.body).unwrap();
+    assert!(cosine(&floats, &tei[0]) >= 0.9999);
+}
+
+#[test]
+fn a_thousand_texts_come_back_in_order() {
+    let all: Vec<String> = (0..1000).map(|i| format!("text {i}")).collect();
+    let got = vectors(&embeddings(json!(all)));
+    assert_eq!(got.len(), 1000);
+    for i in [0, 1, 499, 998, 999] {
+        let single = vectors(&embeddings(json!(all[i]))).remove(0);
+        assert!(cosine(&got[i], &single) >= 0.9999, "text {i}");
+    }
+}
+
+#[test]
+fn bad_requests_get_openai_errors_and_nothing_else_is_disturbed() {
+    let a = server();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            br#"{"model":"nope","input":"x"}"#.to_vec(),
+            404,
+            "model_not_found",
+        ),
+        (br#"{"model":"minilm"}"#.to_vec(), 400, "input"),
+        (br#"{"input":"x"}"#.to_vec(), 400, "model"),
+        (b"not json".to_vec(), 400, "body"),
+        (br#"{"model":"minilm","input":[]}"#.to_vec(), 400, "input"),
+        (
+            br#"{"model":"minilm","input":[1,"a"]}"#.to_vec(),
+            400,
+            "input",
+        ),
+        (
+            br#"{"model":"minilm","input":[[999999999]]}"#.to_vec(),
+            400,
+            "input",
+        ),
+        (
+            br#"{"model":"minilm","input":"x","encoding_format":"int8"}"#.to_vec(),
+            400,
+            "encoding_format",
+        ),
+        (
+            br#"{"model":"minilm","input":"x","dimensions":128}"#.to_vec(),
+            400,
+            "dimensions",
+        ),
+        (br#"{"model":"demo","input":"x"}"#.to_vec(), 400, "model"),
+    ];
+    for (body, status, param) in cases {
+        let r = post(a, "/v1/embeddings", &body);
+        let what = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(r.status, status, "{what}: {}", r.body_str());
+        let e = &r.json()["error"];
+        assert!(
+            e["message"].is_string() && e["type"].is_string(),
+            "{what}: {e}"
+        );
+        assert!(
+            e["param"] == param || e["code"] == param,
+            "{what}: param/code {param:?} in {e}"
+        );
+    }
+    let many: Vec<&str> = vec!["x"; 2049];
+    let r = embeddings(json!(many));
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    // The model still answers.
+    assert_eq!(vectors(&embeddings(json!("still here"))).len(), 1);
+    let listed = get_json(a, "/v1/models").json();
+    assert_eq!(listed["object"], "list");
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"minilm"), "{listed}");
+}
