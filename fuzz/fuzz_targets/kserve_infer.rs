@@ -21,6 +21,7 @@ static META: LazyLock<Metadata> = LazyLock::new(|| Metadata {
     ],
     outputs: vec![spec("y", DType::F32, &[-1, 3]), spec("z", DType::U8, &[-1])],
     max_batch_size: 8,
+    text: None,
 });
 
 // Input: a flag byte; with bit 0, two bytes of Inference-Header-Content-Length

@@ -781,6 +781,7 @@ mod tests {
             inputs: vec![spec("x", vec![-1, 2])],
             outputs: vec![spec("y", vec![-1])],
             max_batch_size: 4,
+            text: None,
         }
     }
 

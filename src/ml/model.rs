@@ -168,6 +168,19 @@ pub struct Metadata {
     pub outputs: Vec<TensorSpec>,
     /// Most rows per batch; 0 = no batching.
     pub max_batch_size: usize,
+    /// For a text model: what it does with text.
+    pub text: Option<TextSummary>,
+}
+
+/// What a text model does, for those who describe it (tools, listings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextSummary {
+    /// Its task.
+    pub task: Task,
+    /// Length of its vectors.
+    pub dim: usize,
+    /// Most tokens per text.
+    pub max_length: usize,
 }
 
 impl Metadata {
@@ -273,6 +286,7 @@ pub fn metadata(session: &Session, cfg: &ModelConfig, file: &Path) -> Result<Met
         inputs,
         outputs,
         max_batch_size,
+        text: None,
     })
 }
 

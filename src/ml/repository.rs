@@ -315,6 +315,11 @@ impl Repository {
         self.max_input_bytes
     }
 
+    /// Most texts in one text request (`ml.max_texts_per_request`).
+    pub fn max_texts(&self) -> usize {
+        self.ml.max_texts_per_request
+    }
+
     /// Names of every model in the repository.
     pub fn names(&self) -> Vec<String> {
         lock(&self.entries).keys().cloned().collect()
@@ -611,8 +616,9 @@ fn build(rt: &Runtime, e: &Entry) -> Result<Built, String> {
         meta = Some(m);
         sessions.push(s);
     }
-    let meta = meta.ok_or("instances must be at least 1")?;
+    let mut meta = meta.ok_or("instances must be at least 1")?;
     let text = TextModel::load(&file, &e.dir, &cfg, &meta)?;
+    meta.text = text.as_ref().map(TextModel::summary);
     Ok((cfg, meta, text, version, sessions))
 }
 

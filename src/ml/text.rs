@@ -6,7 +6,7 @@
 //! policy: each run pads to its own longest text, and `max_length` with
 //! `truncate` (from `config.toml`) decide what a long text becomes.
 
-use super::model::{Metadata, ModelConfig, Pooling, Task};
+use super::model::{Metadata, ModelConfig, Pooling, Task, TextSummary};
 use super::tensor::{DType, Data, Tensor};
 use super::Error;
 use std::path::Path;
@@ -248,6 +248,15 @@ impl TextModel {
         Err("text model: no FP32 output of shape [batch, sequence, hidden] or [batch, hidden] to embed from".into())
     }
 
+    /// What it does, for descriptions.
+    pub fn summary(&self) -> TextSummary {
+        TextSummary {
+            task: self.task,
+            dim: self.dim,
+            max_length: self.max_length,
+        }
+    }
+
     /// Tokenizes one text; `truncate` says what a text over `max_length` becomes.
     pub fn encode(&self, text: &str, truncate: bool) -> Result<Tokens, TextError> {
         let tok = if truncate { &self.cutting } else { &self.whole };
@@ -377,6 +386,18 @@ impl TextModel {
     /// Groups texts of these lengths into runs ([`plan`]).
     pub fn plan(&self, lens: &[usize]) -> Vec<Vec<usize>> {
         plan(lens, self.max_batch_tokens, self.max_batch_texts)
+    }
+}
+
+/// The cosine similarity of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
     }
 }
 

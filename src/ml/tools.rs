@@ -3,8 +3,10 @@
 //! Calls go through the same batcher as HTTP requests.
 
 use super::json::{decode_data, nested_shape, FlatData, Source};
+use super::model::TextSummary;
 use super::repository::Repository;
 use super::tensor::{DType, Tensor, TensorSpec};
+use super::text::{self, Tokens};
 use super::Error;
 use crate::mcp::{self, Tool, ToolCtx, ToolError, ToolResult};
 use serde_json::{json, Map, Value};
@@ -100,6 +102,167 @@ fn failed(e: Error) -> ToolError {
     ToolError::Failed(e.client_message())
 }
 
+/// Waits for the batcher's answer; a cancelled call stops waiting (the
+/// batch still runs for the others in it).
+fn wait<T>(
+    rx: &crossbeam_channel::Receiver<Result<T, Error>>,
+    cx: &ToolCtx,
+) -> Result<T, ToolError> {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => return r.map_err(failed),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if cx.is_cancelled() => {
+                return Err(ToolError::Cancelled)
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(failed(Error::Unavailable("the model stopped".into())))
+            }
+        }
+    }
+}
+
+/// The tool names of text model `name`.
+pub fn text_tool_names(name: &str) -> [String; 2] {
+    [format!("embed_{name}"), format!("rank_{name}")]
+}
+
+/// Embeds `texts` with text model `model`: unit vectors (when the model
+/// normalizes) and the tokens used.
+fn embed(
+    repo: &Repository,
+    model: &str,
+    texts: &[String],
+    cx: &ToolCtx,
+) -> Result<(Vec<Vec<f32>>, usize), ToolError> {
+    use rayon::prelude::*;
+    let lease = repo.lease(model).map_err(failed)?;
+    let text = lease
+        .loaded
+        .text
+        .clone()
+        .ok_or_else(|| ToolError::Failed(format!("model {model:?} does not take text")))?;
+    let tokens: Vec<Tokens> = texts
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            text.encode(t, text.truncate)
+                .map_err(|e| ToolError::Failed(format!("text {i}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let used = tokens.iter().map(Tokens::len).sum();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    lease.submit_texts(
+        tokens,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    let mut vectors = wait(&rx, cx)?;
+    if text.normalize {
+        vectors.iter_mut().for_each(|v| text::normalize(v));
+    }
+    Ok((vectors, used))
+}
+
+/// Strings of `args[key]` (the schema has checked their type and count).
+fn strings(args: &Value, key: &str) -> Vec<String> {
+    args.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `embed_<name>` and `rank_<name>` for text model `name`.
+pub fn text_tools(
+    repo: Arc<Repository>,
+    name: &str,
+    t: &TextSummary,
+) -> Result<Vec<Tool>, mcp::Error> {
+    let max = repo.max_texts();
+    let [embed_name, rank_name] = text_tool_names(name);
+    let texts_schema = |what: &str| json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max, "description": what});
+    let annotations = json!({"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false});
+    let (r, model) = (repo.clone(), name.to_string());
+    let embed_tool = Tool::new(
+        &embed_name,
+        &format!(
+            "Embeds texts with the text model {name:?}: each text becomes a {}-dimensional unit vector; the cosine similarity of two texts is the dot product of their vectors. Texts over {} tokens are cut to that length. Returns the vectors in input order and the tokens used. Batched with other callers'.",
+            t.dim, t.max_length
+        ),
+        json!({
+            "type": "object",
+            "properties": {"texts": texts_schema(&format!("1 to {max} texts to embed"))},
+            "required": ["texts"],
+            "additionalProperties": false,
+        }),
+        move |args, cx| {
+            let texts = strings(&args, "texts");
+            let (vectors, tokens) = embed(&r, &model, &texts, cx)?;
+            Ok(ToolResult::structured(json!({
+                "model": model,
+                "dimensions": vectors.first().map_or(0, Vec::len),
+                "embeddings": vectors,
+                "usage": {"tokens": tokens},
+            })))
+        },
+    )?
+    .with_annotations(annotations.clone());
+    let (r, model) = (repo, name.to_string());
+    let rank_tool = Tool::new(
+        &rank_name,
+        &format!(
+            "Ranks documents by meaning against a query with the text model {name:?}: the cosine similarity of their embeddings (1 = same meaning, 0 = unrelated, below 0 = opposed). Returns the top documents, best first, with their index in the input and their score."
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "What to look for"},
+                "documents": texts_schema(&format!("1 to {} documents to rank", max.saturating_sub(1))),
+                "top_n": {"type": "integer", "minimum": 1, "description": "How many to return (default: all)"},
+            },
+            "required": ["query", "documents"],
+            "additionalProperties": false,
+        }),
+        move |args, cx| {
+            let query = args.get("query").and_then(Value::as_str).unwrap_or_default();
+            let docs = strings(&args, "documents");
+            let mut texts = Vec::with_capacity(docs.len() + 1);
+            texts.push(query.to_string());
+            texts.extend(docs.iter().cloned());
+            let (vectors, tokens) = embed(&r, &model, &texts, cx)?;
+            let (q, rest) = vectors.split_first().ok_or_else(|| ToolError::Failed("no vectors".into()))?;
+            let mut ranked: Vec<(usize, f32)> = rest
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i, text::cosine(q, v)))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top = args
+                .get("top_n")
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(ranked.len());
+            let results: Vec<Value> = ranked
+                .into_iter()
+                .take(top)
+                .map(|(i, score)| json!({"index": i, "score": score, "document": docs[i]}))
+                .collect();
+            Ok(ToolResult::structured(json!({
+                "model": model,
+                "results": results,
+                "usage": {"tokens": tokens},
+            })))
+        },
+    )?
+    .with_annotations(annotations);
+    Ok(vec![embed_tool, rank_tool])
+}
+
 fn call(
     repo: &Repository,
     model: &str,
@@ -143,18 +306,7 @@ fn call(
             let _ = tx.send(r);
         }),
     );
-    let outputs = loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(r) => break r.map_err(failed)?,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) if cx.is_cancelled() => {
-                return Err(ToolError::Cancelled)
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                return Err(failed(Error::Unavailable("the model stopped".into())))
-            }
-        }
-    };
+    let outputs = wait(&rx, cx)?;
     let mut out = Map::new();
     for t in &outputs {
         out.insert(
@@ -173,14 +325,22 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
     let r = repo.clone();
     let list = Tool::new(
         "list_models",
-        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tool that runs each.",
+        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tool that runs each (text models: embed_<name> and rank_<name>).",
         json!({"type": "object", "properties": {}, "additionalProperties": false}),
         move |_args, _cx| {
             let models: Vec<Value> = r
                 .index()
                 .into_iter()
                 .map(|e| {
-                    let mut o = json!({"name": e.name, "state": e.state, "tool": tool_name(&e.name)});
+                    let text = r.known_metadata(&e.name).and_then(|m| m.text);
+                    let mut o = json!({"name": e.name, "state": e.state});
+                    match text {
+                        Some(t) => {
+                            o["tools"] = json!(text_tool_names(&e.name));
+                            o["text"] = json!({"dimensions": t.dim, "max_tokens": t.max_length});
+                        }
+                        None => o["tool"] = tool_name(&e.name).into(),
+                    }
                     if !e.version.is_empty() {
                         o["version"] = e.version.into();
                     }
@@ -214,10 +374,15 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
         let (Some(server), Some(repo)) = (s.upgrade(), r.upgrade()) else {
             return;
         };
-        match model_tool(repo, name, meta) {
-            Ok(t) => server.registry.add_tool(t),
+        // A text model is called with text (an agent has no tokenizer).
+        let tools = match &meta.text {
+            Some(t) => text_tools(repo, name, t),
+            None => model_tool(repo, name, meta).map(|t| vec![t]),
+        };
+        match tools {
+            Ok(tools) => tools.into_iter().for_each(|t| server.registry.add_tool(t)),
             Err(e) => {
-                tracing::error!(model = name, error = %e, "cannot register the model's MCP tool")
+                tracing::error!(model = name, error = %e, "cannot register the model's MCP tools")
             }
         }
     });

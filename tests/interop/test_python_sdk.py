@@ -33,7 +33,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conduit_proc import CHILD_ENV, CONDUIT_BIN, ConduitProcess
+from conduit_proc import CHILD_ENV, CONDUIT_BIN, REPO, ConduitProcess
 
 TRANSPORTS = ["streamable", "sse", "stdio"]
 TEST_TIMEOUT = 20.0  # seconds, per test body (connect + calls + teardown)
@@ -450,3 +450,42 @@ async def test_session_and_stateless_on_one_server(transport: str, server: Serve
             assert add.structuredContent == {"sum": 3}
             again = await session.call_tool("echo", {"text": "session era again"})
             assert texts(again) == ["session era again"]
+
+
+# --------------------------------------------------------------------------
+# text models as tools (issue #14)
+# --------------------------------------------------------------------------
+
+
+async def test_an_agent_embeds_and_ranks_text_with_minilm() -> None:
+    """The SDK's client calls embed_minilm and rank_minilm (models/minilm,
+    fetched by scripts/fetch-text-models) over Streamable HTTP."""
+    ort = os.environ.get("ORT_DYLIB_PATH", str(REPO / ".cache/onnxruntime/libonnxruntime.so.1.31.1"))
+    proc = ConduitProcess(["--models", str(REPO / "models")], {"ORT_DYLIB_PATH": ort})
+    base = f"http://{proc.addr}"
+    try:
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/v2/models/minilm/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "minilm did not load:\n" + "".join(proc.log)
+            time.sleep(0.1)
+        async with streamable_http_client(f"{base}/mcp") as (read, write, _sid):
+            async with ClientSession(read, write, read_timeout_seconds=READ_TIMEOUT) as session:
+                await session.initialize()
+                names = {t.name for t in (await session.list_tools()).tools}
+                assert {"embed_minilm", "rank_minilm"} <= names, names
+                r = await session.call_tool("embed_minilm", {"texts": ["hello world", "hi"]})
+                assert not r.isError, r
+                s = r.structuredContent
+                assert s["dimensions"] == 384 and len(s["embeddings"]) == 2
+                assert abs(sum(x * x for x in s["embeddings"][0]) - 1.0) < 1e-3
+                r = await session.call_tool(
+                    "rank_minilm",
+                    {
+                        "query": "How do I bake bread?",
+                        "documents": ["Stocks fell today.", "Knead the dough, let it rise, bake at 220 C."],
+                    },
+                )
+                assert not r.isError, r
+                assert r.structuredContent["results"][0]["index"] == 1, r.structuredContent
+    finally:
+        proc.stop()

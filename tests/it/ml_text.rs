@@ -258,3 +258,70 @@ fn bad_requests_get_openai_errors_and_nothing_else_is_disturbed() {
         .collect();
     assert!(ids.contains(&"minilm"), "{listed}");
 }
+
+#[test]
+fn agents_embed_and_rank_text_through_mcp_tools() {
+    use crate::mcp_http::{initialize, result};
+    let a = server();
+    let sid = initialize(a);
+    let tools = result(a, &sid, "tools/list", json!({}));
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"embed_minilm") && names.contains(&"rank_minilm"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"model_minilm"),
+        "a text model is called with text"
+    );
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "embed_minilm", "arguments": {"texts": ["hello world", "hi"]}}),
+    );
+    let s = &r["structuredContent"];
+    assert_eq!(s["dimensions"], 384, "{r}");
+    assert_eq!(s["usage"]["tokens"], 7);
+    let by_http = vectors(&embeddings(json!(["hello world"]))).remove(0);
+    let by_tool: Vec<f32> = s["embeddings"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert!(cosine(&by_http, &by_tool) >= 0.9999);
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "rank_minilm", "arguments": {
+            "query": "How do I bake bread?",
+            "documents": ["The stock market fell today.", "Knead the dough, let it rise, then bake it at 220 C.", "Cats sleep a lot."],
+            "top_n": 2,
+        }}),
+    );
+    let results = r["structuredContent"]["results"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(results.len(), 2, "{r}");
+    assert_eq!(
+        results[0]["index"], 1,
+        "the baking passage ranks first: {r}"
+    );
+    assert!(results[0]["score"].as_f64() > results[1]["score"].as_f64());
+    // Schema limits are the API's: an empty list is a tool error, not a crash.
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "embed_minilm", "arguments": {"texts": []}}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+}
