@@ -8,6 +8,7 @@ use super::json::{decode_data, FlatData, Source};
 use super::model::Metadata;
 use super::repository::{Lease, Repository};
 use super::tensor::{DType, Data, Tensor, TensorSpec};
+use super::text::{TextModel, Tokens};
 use super::{Error, MlConfig};
 use crate::http::{Cx, Method, Mode, Reply, Request, Responder, Response, Router};
 use serde::Serialize;
@@ -369,7 +370,8 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
     if req.body().len() <= INLINE_BODY_BYTES {
         let name = req.param("name").unwrap_or_default();
         match repo.lease_with(name, false) {
-            Ok(Some(lease)) => {
+            // A text model's texts are tokenized off the I/O loop.
+            Ok(Some(lease)) if lease.loaded.text.is_none() => {
                 let lease = match check_version(lease, req) {
                     Ok(l) => l,
                     Err(e) => return Reply::Response(error_reply(&e)),
@@ -391,7 +393,7 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
                     }
                 };
             }
-            Ok(None) => {}
+            Ok(Some(_)) | Ok(None) => {}
             Err(e) => return Reply::Response(error_reply(&e)),
         }
     }
@@ -406,6 +408,17 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
                 return;
             }
         };
+        if let Some(text) = lease.loaded.text.clone() {
+            match parse_texts(&owned, repo.max_texts()) {
+                Ok(Some(t)) => return submit_texts(lease, &text, t, responder),
+                Ok(None) => {}
+                Err(e) => {
+                    lease.stats().failed();
+                    let _ = responder.respond(error_reply(&e));
+                    return;
+                }
+            }
+        }
         let parsed = parse_infer(
             lease.name(),
             &lease.loaded.meta,
@@ -421,6 +434,223 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
         }
     });
     Reply::Later
+}
+
+/// The name of the output a text model answers a `BYTES` request with.
+const EMBEDDING_OUTPUT: &str = "embedding";
+
+/// A text request to a text model: one `BYTES` input of strings.
+#[derive(Debug)]
+struct TextInfer {
+    texts: Vec<String>,
+    binary: bool,
+    id: Option<Value>,
+}
+
+/// The strings of a `BYTES` tensor in the binary extension: each element a
+/// 4-byte little-endian length, then its bytes.
+fn bytes_elements(mut b: &[u8], n: usize) -> Result<Vec<String>, Error> {
+    let mut out = Vec::with_capacity(n.min(b.len() / 4));
+    while !b.is_empty() {
+        let (len, rest) = b
+            .split_first_chunk::<4>()
+            .ok_or_else(|| bad("BYTES data: an element's 4-byte length is cut short"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (s, rest) = rest
+            .split_at_checked(len)
+            .ok_or_else(|| bad("BYTES data: an element is longer than the data left"))?;
+        let s =
+            std::str::from_utf8(s).map_err(|_| bad("BYTES data: an element is not UTF-8 text"))?;
+        out.push(s.to_string());
+        if out.len() > n {
+            break;
+        }
+        b = rest;
+    }
+    if out.len() != n {
+        return Err(bad(format!(
+            "BYTES data holds {} elements; the shape needs {n}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// A text model's request if it is one: a single `BYTES` input (any name)
+/// of shape `[n]` or `[n, 1]` holding the texts, JSON or binary; the
+/// answer is the output `embedding`, FP32 `[n, dim]`. `None`: a tensor
+/// request, for the graph's own inputs.
+fn parse_texts(req: &Request, max_texts: usize) -> Result<Option<TextInfer>, Error> {
+    let body = req.body();
+    let (head, binary) = match req.header_str(HEADER_LEN) {
+        Some(v) => {
+            let n: usize = v
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{HEADER_LEN}: {v:?} is not a number")))?;
+            if n > body.len() {
+                return Err(bad(format!(
+                    "{HEADER_LEN} is {n}, but the body has only {} bytes",
+                    body.len()
+                )));
+            }
+            body.split_at(n)
+        }
+        None => (body, &[][..]),
+    };
+    let head =
+        std::str::from_utf8(head).map_err(|_| bad("the request is not valid JSON: not UTF-8"))?;
+    let top: InferHead<'_> = object(head, "the request must be a JSON object")?;
+    let Some(inputs) = top.inputs else {
+        return Ok(None);
+    };
+    let inputs: Vec<InputHead<'_>> = serde_json::from_str::<Vec<&RawValue>>(inputs.get())
+        .ok()
+        .map(|raws| {
+            raws.iter()
+                .map(|r| object(r.get(), "\"inputs\" must be an array of objects"))
+                .collect()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let [inp] = inputs.as_slice() else {
+        return Ok(None);
+    };
+    if inp.datatype.as_ref().and_then(Value::as_str) != Some("BYTES") {
+        return Ok(None);
+    }
+    let shape: Vec<u64> = inp
+        .shape
+        .as_ref()
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .ok_or_else(|| bad("the BYTES input needs a \"shape\" of non-negative integers"))?;
+    let n = match shape.as_slice() {
+        [n] | [n, 1] => usize::try_from(*n).unwrap_or(usize::MAX),
+        _ => {
+            return Err(bad(format!(
+                "the BYTES input's shape {shape:?} must be [n] or [n, 1]"
+            )))
+        }
+    };
+    if n == 0 || n > max_texts {
+        return Err(bad(format!(
+            "{n} texts; between 1 and {max_texts} per request"
+        )));
+    }
+    let bin_size = inp
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data_size"));
+    let texts = match (bin_size, inp.data) {
+        (Some(_), None) => bytes_elements(binary, n)?,
+        (None, Some(d)) => {
+            let v: Value =
+                serde_json::from_str(d.get()).map_err(|e| bad(format!("BYTES data: {e}")))?;
+            let mut flat = Vec::with_capacity(n);
+            let mut stack = vec![&v];
+            while let Some(x) = stack.pop() {
+                match x {
+                    Value::Array(items) => stack.extend(items.iter().rev()),
+                    Value::String(s) => flat.push(s.clone()),
+                    _ => return Err(bad("BYTES data must be strings")),
+                }
+            }
+            if flat.len() != n {
+                return Err(bad(format!(
+                    "BYTES data holds {} strings; the shape needs {n}",
+                    flat.len()
+                )));
+            }
+            flat
+        }
+        _ => return Err(bad("the BYTES input needs \"data\" or binary_data_size")),
+    };
+    let all_binary = param_bool(top.parameters.as_ref(), "binary_data_output");
+    let binary_out = match &top.outputs {
+        None => all_binary,
+        Some(Value::Array(list)) => {
+            let mut b = all_binary;
+            for o in list {
+                if o.get("name").and_then(Value::as_str) != Some(EMBEDDING_OUTPUT) {
+                    return Err(bad(format!(
+                        "a text request's only output is {EMBEDDING_OUTPUT:?}"
+                    )));
+                }
+                if let Some(x) = o
+                    .get("parameters")
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                {
+                    b = x;
+                }
+            }
+            b
+        }
+        Some(_) => return Err(bad("\"outputs\" must be an array")),
+    };
+    Ok(Some(TextInfer {
+        texts,
+        binary: binary_out,
+        id: top.id,
+    }))
+}
+
+/// Tokenizes a text request (in parallel, here on the worker pool) and
+/// queues it; the answer is the `embedding` output.
+fn submit_texts(lease: Lease, text: &TextModel, t: TextInfer, responder: Responder) {
+    use rayon::prelude::*;
+    let tokens: Result<Vec<Tokens>, Error> = t
+        .texts
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            text.encode(s, text.truncate)
+                .map_err(|e| Error::BadInput(format!("text {i}: {e}")))
+        })
+        .collect();
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            lease.stats().failed();
+            let _ = responder.respond(error_reply(&e));
+            return;
+        }
+    };
+    let (name, version, normalize, dim) = (
+        lease.name().to_string(),
+        lease.loaded.version.clone(),
+        text.normalize,
+        text.dim,
+    );
+    let wanted = Wanted {
+        outputs: vec![(0, t.binary)],
+        id: t.id,
+    };
+    lease.submit_texts(
+        tokens,
+        Box::new(move |result| {
+            let resp = match result {
+                Ok(vectors) => {
+                    let rows = vectors.len();
+                    let mut flat = Vec::with_capacity(rows * dim);
+                    for mut v in vectors {
+                        if normalize {
+                            super::text::normalize(&mut v);
+                        }
+                        flat.extend(v);
+                    }
+                    let out = Tensor {
+                        name: EMBEDDING_OUTPUT.into(),
+                        shape: vec![rows, dim],
+                        data: Data::F32(flat),
+                    };
+                    encode(&name, &version, &wanted, &[out])
+                }
+                Err(e) => error_reply(&e),
+            };
+            let _ = responder.respond(resp);
+        }),
+    );
 }
 
 /// Which outputs to return and how.
@@ -773,6 +1003,31 @@ mod tests {
         assert!(std::str::from_utf8(missing.body())
             .unwrap()
             .contains("scripts/fetch-onnxruntime"));
+    }
+
+    #[test]
+    fn bytes_elements_are_length_prefixed_utf8() {
+        let mut b = Vec::new();
+        for s in ["hi", "", "日本"] {
+            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(bytes_elements(&b, 3).unwrap(), vec!["hi", "", "日本"]);
+        assert!(
+            bytes_elements(&b, 2).is_err(),
+            "more elements than the shape"
+        );
+        assert!(
+            bytes_elements(&b, 4).is_err(),
+            "fewer elements than the shape"
+        );
+        assert!(bytes_elements(&b[..b.len() - 1], 3).is_err(), "cut short");
+        assert!(bytes_elements(&[1, 0], 1).is_err(), "a length cut short");
+        assert!(bytes_elements(&[1, 0, 0, 0, 0xff], 1).is_err(), "not UTF-8");
+        assert!(
+            bytes_elements(&[0xff, 0xff, 0xff, 0xff], 1).is_err(),
+            "a length past the data"
+        );
     }
 
     fn meta() -> Metadata {

@@ -508,3 +508,45 @@ _REF_LOCK = threading.Lock()
 def reference_threadsafe(model: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with _REF_LOCK:
         return reference(model, feeds)
+
+
+# --------------------------------------------------------------------------
+# text models: a BYTES input of strings, the `embedding` output (issue #14)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_text_model_takes_bytes_and_gives_embeddings(binary: bool) -> None:
+    """models/minilm (scripts/fetch-text-models): one BYTES input of texts;
+    the answer is FP32 [n, 384], equal to the server's /v1/embeddings."""
+    import json
+    import urllib.request
+
+    proc = ConduitProcess(["--models", str(REPO / "models")], {"ORT_DYLIB_PATH": ORT_DYLIB})
+    try:
+        client = httpclient.InferenceServerClient(url=proc.addr, connection_timeout=5.0, network_timeout=30.0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.is_model_ready("minilm"):
+                    break
+            except Exception:
+                pass
+            assert time.monotonic() < deadline, "minilm did not load:\n" + "".join(proc.log)
+            time.sleep(0.1)
+        texts = ["hello world", "Triton clients send text as BYTES tensors.", "日本語 🎉"]
+        inp = httpclient.InferInput("text", [len(texts)], "BYTES")
+        inp.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object), binary_data=binary)
+        out = httpclient.InferRequestedOutput("embedding", binary_data=binary)
+        got = client.infer("minilm", [inp], outputs=[out]).as_numpy("embedding")
+        assert got.shape == (3, 384) and got.dtype == np.float32
+        body = json.dumps({"model": "minilm", "input": texts}).encode()
+        req = urllib.request.Request(
+            f"http://{proc.addr}/v1/embeddings", data=body, headers={"content-type": "application/json"}
+        )
+        want = np.array([d["embedding"] for d in json.load(urllib.request.urlopen(req))["data"]], dtype=np.float32)
+        cos = (got * want).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+        assert (cos >= 0.9999).all(), cos
+        client.close()
+    finally:
+        proc.stop()
