@@ -99,6 +99,10 @@ pub struct ModelConfig {
     /// Most padded tokens (texts × the longest of them) in one run: texts
     /// are grouped by length so padding stays small. Default 16384 (TEI's).
     pub max_batch_tokens: usize,
+    /// The model was trained so its vectors may be cut shorter (Matryoshka
+    /// embeddings): OpenAI's `dimensions` is honoured (cut, renormalized).
+    /// Default false: `dimensions` other than the model's is refused.
+    pub truncate_dimensions: bool,
 }
 
 impl Default for ModelConfig {
@@ -119,6 +123,7 @@ impl Default for ModelConfig {
             max_length: None,
             truncate: true,
             max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
+            truncate_dimensions: false,
         }
     }
 }

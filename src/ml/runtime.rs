@@ -42,6 +42,11 @@ pub struct MlConfig {
     /// Most texts in one text API request (`/v1/embeddings`, `/embed`);
     /// more → 400. Default 2048 (OpenAI's).
     pub max_texts_per_request: usize,
+    /// Most bytes in one text of a text API request; more → 413. Default 256 KiB.
+    pub max_text_bytes: usize,
+    /// Most tokens in one text API request, after truncation; more → 413.
+    /// Default 300,000 (OpenAI's).
+    pub max_tokens_per_request: usize,
 }
 
 impl Default for MlConfig {
@@ -56,6 +61,8 @@ impl Default for MlConfig {
             repository_api_key: None,
             mcp_tools: true,
             max_texts_per_request: 2048,
+            max_text_bytes: 256 << 10,
+            max_tokens_per_request: 300_000,
         }
     }
 }

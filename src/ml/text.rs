@@ -82,8 +82,13 @@ pub struct TextModel {
     pub max_batch_tokens: usize,
     /// Most texts per run.
     pub max_batch_texts: usize,
+    /// Vectors may be cut shorter (`dimensions`).
+    pub truncate_dimensions: bool,
     /// The id padding positions get.
     pad_id: u32,
+    /// Token ids are below this (`get_vocab_size` builds the vocabulary
+    /// afresh on every call).
+    vocab: u32,
     /// One entry per graph input, in graph order.
     feeds: Vec<(Feed, DType)>,
     vectors: Vectors,
@@ -211,6 +216,7 @@ impl TextModel {
             .map_err(|e| format!("tokenizer: {e}"))?
             .clone();
         let task = cfg.task.unwrap_or(Task::Embed);
+        let vocab = u32::try_from(whole.get_vocab_size(true)).unwrap_or(u32::MAX);
         Ok(Some(TextModel {
             cutting: cutting.into(),
             whole: whole.into(),
@@ -221,7 +227,9 @@ impl TextModel {
             truncate: cfg.truncate,
             max_batch_tokens: cfg.max_batch_tokens.max(max_length),
             max_batch_texts: meta.max_batch_size.max(1),
+            truncate_dimensions: cfg.truncate_dimensions,
             pad_id,
+            vocab,
             feeds,
             vectors,
             dim,
@@ -278,8 +286,7 @@ impl TextModel {
     /// Checks token ids a client gave: in the vocabulary, within `max_length`
     /// (cut to it when `truncate`).
     pub fn check_ids(&self, mut ids: Vec<u32>, truncate: bool) -> Result<Tokens, TextError> {
-        let vocab = u32::try_from(self.whole.get_vocab_size(true)).unwrap_or(u32::MAX);
-        if let Some(&bad) = ids.iter().find(|&&id| id >= vocab) {
+        if let Some(&bad) = ids.iter().find(|&&id| id >= self.vocab) {
             return Err(TextError::BadId(bad));
         }
         if ids.len() > self.max_length {

@@ -24,9 +24,21 @@ const INLINE_ANSWER_TEXTS: usize = 16;
 /// `Retry-After` seconds for a full queue.
 const RETRY_AFTER_SECS: &str = "1";
 
+/// What one text request may hold (`[ml]` config).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    texts: usize,
+    text_bytes: usize,
+    tokens: usize,
+}
+
 /// Registers the text routes.
 pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
-    let max_texts = cfg.max_texts_per_request;
+    let limits = Limits {
+        texts: cfg.max_texts_per_request,
+        text_bytes: cfg.max_text_bytes,
+        tokens: cfg.max_tokens_per_request,
+    };
     let r = repo.clone();
     router.route_with_limit(
         Method::Post,
@@ -34,7 +46,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
         Mode::Pool,
         cfg.max_input_bytes,
         move |req: &mut Request, cx: &mut Cx<'_>| {
-            openai_embeddings(&r, req, cx.responder(), max_texts);
+            openai_embeddings(&r, req, cx.responder(), limits);
             Reply::Later
         },
     );
@@ -62,7 +74,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
         Mode::Pool,
         cfg.max_input_bytes,
         move |req: &mut Request, cx: &mut Cx<'_>| {
-            tei_embed(&r, req, cx.responder(), max_texts);
+            tei_embed(&r, req, cx.responder(), limits);
             Reply::Later
         },
     );
@@ -244,8 +256,44 @@ fn openai_inputs(v: Option<&Value>) -> Result<Inputs, Failure> {
     }
 }
 
-/// Tokenizes `inputs` for `text` in parallel; the first failure names its index.
-fn tokenize(text: &TextModel, inputs: Inputs, truncate: bool) -> Result<Vec<Tokens>, Failure> {
+/// Tokenizes `inputs` for `text` in parallel, within `limits`; the first
+/// failure names its index.
+fn tokenize(
+    text: &TextModel,
+    inputs: Inputs,
+    truncate: bool,
+    limits: Limits,
+    param: &'static str,
+) -> Result<Vec<Tokens>, Failure> {
+    let too_many = |what: String| Failure {
+        status: 413,
+        message: what,
+        param: Some(param),
+        kind: Kind::TooLong,
+    };
+    if inputs.len() > limits.texts {
+        return Err(Failure::invalid(
+            param,
+            format!(
+                "{} inputs; at most {} per request",
+                inputs.len(),
+                limits.texts
+            ),
+        ));
+    }
+    if let Inputs::Texts(texts) = &inputs {
+        if let Some((i, t)) = texts
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.len() > limits.text_bytes)
+        {
+            return Err(too_many(format!(
+                "{param}[{i}] is {} bytes; at most {} per text",
+                t.len(),
+                limits.text_bytes
+            )));
+        }
+    }
     let out: Vec<Result<Tokens, TextError>> = match inputs {
         Inputs::Texts(texts) => texts.par_iter().map(|t| text.encode(t, truncate)).collect(),
         Inputs::Ids(ids) => ids
@@ -253,10 +301,19 @@ fn tokenize(text: &TextModel, inputs: Inputs, truncate: bool) -> Result<Vec<Toke
             .map(|i| text.check_ids(i, truncate))
             .collect(),
     };
-    out.into_iter()
+    let tokens: Vec<Tokens> = out
+        .into_iter()
         .enumerate()
         .map(|(i, r)| r.map_err(|e| Failure::from_text(i, &e)))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let used: usize = tokens.iter().map(Tokens::len).sum();
+    if used > limits.tokens {
+        return Err(too_many(format!(
+            "{used} tokens in the request; at most {} per request",
+            limits.tokens
+        )));
+    }
+    Ok(tokens)
 }
 
 /// Reads a JSON body into `T`, or the API's 400.
@@ -278,7 +335,7 @@ struct EmbeddingsRequest {
 }
 
 /// `POST /v1/embeddings`.
-fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, max_texts: usize) {
+fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, limits: Limits) {
     let prepared = (|| {
         let r: EmbeddingsRequest = body(req)?;
         let name = r
@@ -295,28 +352,31 @@ fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, max
             }
         };
         let inputs = openai_inputs(r.input.as_ref())?;
-        if inputs.len() > max_texts {
-            return Err(Failure::invalid(
-                "input",
-                format!("{} inputs; at most {max_texts} per request", inputs.len()),
-            ));
-        }
         let (lease, text) = text_model(repo, &name)?;
-        if let Some(d) = r.dimensions {
-            if usize::try_from(d).ok() != Some(text.dim) {
+        let dims = match r.dimensions.map(|d| usize::try_from(d).unwrap_or(usize::MAX)) {
+            None => text.dim,
+            Some(d) if d == text.dim => d,
+            Some(d) if d >= 1 && d < text.dim && text.truncate_dimensions => d,
+            Some(d) if d >= 1 && d < text.dim => {
                 return Err(Failure::invalid(
                     "dimensions",
                     format!(
-                        "model {name:?} makes {}-dimensional vectors and was not trained to be cut shorter",
+                        "model {name:?} makes {}-dimensional vectors and was not trained to be cut shorter (config.toml: truncate_dimensions)",
                         text.dim
                     ),
-                ));
+                ))
             }
-        }
-        let tokens = tokenize(&text, inputs, text.truncate)?;
-        Ok((lease, text, tokens, name, base64))
+            Some(d) => {
+                return Err(Failure::invalid(
+                    "dimensions",
+                    format!("dimensions {d}: model {name:?} makes {}-dimensional vectors", text.dim),
+                ))
+            }
+        };
+        let tokens = tokenize(&text, inputs, text.truncate, limits, "input")?;
+        Ok((lease, text, tokens, name, base64, dims))
     })();
-    let (lease, text, tokens, name, base64) = match prepared {
+    let (lease, text, tokens, name, base64, dims) = match prepared {
         Ok(p) => p,
         Err(f) => {
             let _ = responder.respond(f.openai());
@@ -330,7 +390,7 @@ fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, max
         tokens,
         Box::new(move |result| {
             answer(count, responder, move || match result {
-                Ok(vectors) => openai_response(&name, vectors, normalize, base64, used),
+                Ok(vectors) => openai_response(&name, vectors, dims, normalize, base64, used),
                 Err(e) => Failure::from_engine(&e).openai(),
             })
         }),
@@ -383,6 +443,7 @@ struct EmbeddingsOut<'a> {
 fn openai_response(
     model: &str,
     vectors: Vec<Vec<f32>>,
+    dims: usize,
     normalize: bool,
     base64: bool,
     tokens: usize,
@@ -391,6 +452,8 @@ fn openai_response(
         .into_iter()
         .enumerate()
         .map(|(index, mut v)| {
+            // Matryoshka: the first `dims` values, renormalized.
+            v.truncate(dims);
             if normalize {
                 text::normalize(&mut v);
             }
@@ -460,7 +523,7 @@ fn default_text_model(repo: &Repository, named: Option<String>) -> Result<String
 }
 
 /// `POST /embed` (TEI).
-fn tei_embed(repo: &Repository, req: &Request, responder: Responder, max_texts: usize) {
+fn tei_embed(repo: &Repository, req: &Request, responder: Responder, limits: Limits) {
     let prepared = (|| {
         let r: EmbedRequest = body(req)?;
         let inputs = match r.inputs {
@@ -483,15 +546,10 @@ fn tei_embed(repo: &Repository, req: &Request, responder: Responder, max_texts: 
                 ))
             }
         };
-        if inputs.len() > max_texts {
-            return Err(Failure::invalid(
-                "inputs",
-                format!("{} inputs; at most {max_texts} per request", inputs.len()),
-            ));
-        }
         let name = default_text_model(repo, r.model)?;
         let (lease, text) = text_model(repo, &name)?;
-        let tokens = tokenize(&text, inputs, r.truncate.unwrap_or(text.truncate))?;
+        let truncate = r.truncate.unwrap_or(text.truncate);
+        let tokens = tokenize(&text, inputs, truncate, limits, "inputs")?;
         Ok((lease, tokens, r.normalize.unwrap_or(text.normalize)))
     })();
     let (lease, tokens, normalize) = match prepared {

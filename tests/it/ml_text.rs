@@ -325,3 +325,41 @@ fn agents_embed_and_rank_text_through_mcp_tools() {
     );
     assert_eq!(r["isError"], true, "{r}");
 }
+
+#[test]
+fn request_limits_answer_413_naming_the_text_and_dimensions_need_the_model_trained_for_them() {
+    // Over max_text_bytes (256 KiB): 413 naming the text.
+    let big = "a ".repeat(140_000);
+    let r = embeddings(json!(["fine", big]));
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    let msg = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("input[1]") && msg.contains("280000 bytes"),
+        "{msg}"
+    );
+    // Over max_tokens_per_request (300,000): 1,200 token-id inputs of 256
+    // (token ids: no tokenizing to wait for).
+    let ids: Vec<u32> = std::iter::once(101)
+        .chain(std::iter::repeat_n(2773, 254))
+        .chain(std::iter::once(102))
+        .collect();
+    let many = vec![ids; 1200];
+    let r = embeddings(json!(many));
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    assert!(r.body_str().contains("307200 tokens"), "{}", r.body_str());
+    // MiniLM was not trained for shorter vectors: `dimensions` is refused
+    // unless it is the model's own.
+    let body = json!({"model": "minilm", "input": "x", "dimensions": 384}).to_string();
+    assert_eq!(
+        post(server(), "/v1/embeddings", body.as_bytes()).status,
+        200
+    );
+    let body = json!({"model": "minilm", "input": "x", "dimensions": 999}).to_string();
+    assert_eq!(
+        post(server(), "/v1/embeddings", body.as_bytes()).status,
+        400
+    );
+}
