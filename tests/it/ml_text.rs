@@ -143,7 +143,7 @@ fn usage_counts_tokens_and_long_texts_are_cut_to_max_length() {
     assert_eq!(r.status, 413, "{}", r.body_str());
     let err = r.json()["error"].as_str().unwrap_or_default().to_string();
     assert!(
-        err.contains("input[1]") && err.contains("302 tokens"),
+        err.contains("inputs[1]") && err.contains("302 tokens"),
         "{err}"
     );
     assert_eq!(r.json()["error_type"], "Validation");
