@@ -1,8 +1,11 @@
 //! Text models over the wire (issue #14): OpenAI `/v1/embeddings` and
 //! `/v1/models`, TEI `/embed`, on the real all-MiniLM-L6-v2 (int8) with its
 //! Hugging Face tokenizer, fetched by `scripts/fetch-text-models` into
-//! `models/minilm`. (tests/text/ checks the vectors against Python
-//! `tokenizers` + `onnxruntime` and the official `openai` client.)
+//! `models/minilm`; TEI `/rerank` on `models/lexical-rerank` (the committed
+//! word-overlap cross-encoder `tests/fixtures/text/lexical_rerank`, which the
+//! same script copies there) and TEI `/tokenize`. (tests/text/ checks the
+//! vectors and scores against Python `tokenizers` + `onnxruntime` and the
+//! official `openai` client.)
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -257,4 +260,242 @@ fn bad_requests_get_openai_errors_and_nothing_else_is_disturbed() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&"minilm"), "{listed}");
+}
+
+const RERANKER: &str = "lexical-rerank";
+const QUERY: &str = "What is the capital of France?";
+
+fn rerank(body: Value) -> RawResponse {
+    post(server(), "/rerank", body.to_string().as_bytes())
+}
+
+/// The `(index, score)` pairs of a 200 `/rerank` answer, in answer order.
+#[track_caller]
+fn ranked(r: &RawResponse) -> Vec<(usize, f64)> {
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    r.json()
+        .as_array()
+        .expect("an array of ranks")
+        .iter()
+        .map(|x| {
+            (
+                x["index"].as_u64().expect("index") as usize,
+                x["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// A TEI error: this status, `error_type`, and `want` in the message.
+#[track_caller]
+fn tei_error(r: &RawResponse, status: u16, kind: &str, want: &str) {
+    assert_eq!(r.status, status, "{}", r.body_str());
+    let v = r.json();
+    assert_eq!(v["error_type"], kind, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains(want), "{want:?} not in {msg:?}");
+}
+
+fn passages() -> Vec<&'static str> {
+    vec![
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital and largest city of France.",
+        "France is a country in western Europe.",
+        "Lyon is a city in France, but it is not the capital.",
+    ]
+}
+
+#[test]
+fn rerank_sorts_by_score_and_each_rank_keeps_its_index() {
+    let texts = passages();
+    let r = rerank(json!({"query": QUERY, "texts": texts}));
+    let got = ranked(&r);
+    let order: Vec<usize> = got.iter().map(|&(i, _)| i).collect();
+    // All of capital + france beats france alone, which beats nothing; of
+    // two with all words, the shorter text first.
+    assert_eq!(order, vec![1, 3, 2, 0], "{}", r.body_str());
+    assert!(got.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(
+        got.iter().all(|&(_, s)| s > 0.0 && s < 1.0),
+        "sigmoid scores"
+    );
+    assert!(
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x.get("text").is_none()),
+        "no text unless asked: {}",
+        r.body_str()
+    );
+    // raw_scores: the model's logits, whose sigmoid the default gives.
+    let raw = ranked(&rerank(
+        json!({"query": QUERY, "texts": texts, "raw_scores": true}),
+    ));
+    assert_eq!(raw.iter().map(|&(i, _)| i).collect::<Vec<_>>(), order);
+    for (&(i, s), &(j, logit)) in got.iter().zip(&raw) {
+        assert_eq!(i, j);
+        let sig = 1.0 / (1.0 + (-logit).exp());
+        assert!(
+            (s - sig).abs() < 1e-6,
+            "texts[{i}]: {s} vs sigmoid({logit})"
+        );
+    }
+    // The fixture's logit: 10 x (share of the query's words found) - 5
+    // - 0.005 x (text tokens): "paris is the capital ... france . [SEP]" is 11.
+    assert!((raw[0].1 - 4.945).abs() < 1e-5, "{raw:?}");
+    // return_text echoes each rank's own text.
+    let r = rerank(json!({"query": QUERY, "texts": texts, "return_text": true}));
+    for x in r.json().as_array().unwrap() {
+        let i = x["index"].as_u64().unwrap() as usize;
+        assert_eq!(x["text"], texts[i], "{x}");
+    }
+}
+
+#[test]
+fn rerank_batched_alone_and_concurrent_give_the_same_scores() {
+    let texts = passages();
+    let all: Vec<(usize, f64)> = ranked(&rerank(
+        json!({"query": QUERY, "texts": texts, "raw_scores": true, "model": RERANKER}),
+    ));
+    let alone: Vec<f64> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                s.spawn(move || {
+                    ranked(&rerank(
+                        json!({"query": QUERY, "texts": [t], "raw_scores": true}),
+                    ))[0]
+                        .1
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, score) in all {
+        assert!(
+            (score - alone[i]).abs() < 1e-6,
+            "texts[{i}]: {score} vs {}",
+            alone[i]
+        );
+    }
+}
+
+#[test]
+fn rerank_truncates_long_pairs_unless_told_not_to() {
+    // [CLS] capital of france [SEP] + 600 words + [SEP] = 606 > 512.
+    let long = "word ".repeat(600);
+    let texts = json!(["capital of france", long]);
+    let r = rerank(json!({"query": "capital of france", "texts": texts, "raw_scores": true}));
+    let got = ranked(&r);
+    assert_eq!(got.len(), 2);
+    let r = rerank(json!({"query": "capital of france", "texts": texts, "truncate": false}));
+    tei_error(&r, 413, "Validation", "texts[1] has 606 tokens");
+    assert!(r.body_str().contains("512"), "{}", r.body_str());
+}
+
+#[test]
+fn rerank_errors_have_tei_shape() {
+    let many: Vec<&str> = vec!["x"; 2049];
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"texts": ["a"]}), 422, "query"),
+        (json!({"query": "q"}), 422, "texts"),
+        (json!({"query": "q", "texts": []}), 422, "texts"),
+        (
+            json!({"query": "q", "texts": [1]}),
+            422,
+            "not a valid request",
+        ),
+        (json!({"query": "q", "texts": many}), 422, "at most 2048"),
+        (
+            json!({"query": "q", "texts": ["a"], "model": "minilm"}),
+            422,
+            "not a reranker",
+        ),
+        (
+            json!({"query": "q", "texts": ["a"], "model": "nope"}),
+            404,
+            "nope",
+        ),
+        (
+            json!({"query": "q", "texts": ["a"], "truncation_direction": "left"}),
+            422,
+            "truncation_direction",
+        ),
+    ];
+    for (body, status, want) in cases {
+        let r = rerank(body.clone());
+        assert_eq!(r.status, status, "{body}: {}", r.body_str());
+        tei_error(&r, status, "Validation", want);
+    }
+    let r = post(server(), "/rerank", b"not json");
+    tei_error(&r, 422, "Validation", "not a valid request");
+    // An embedding request for the reranker is refused as clearly.
+    let r = post(
+        server(),
+        "/embed",
+        json!({"inputs": "x", "model": RERANKER})
+            .to_string()
+            .as_bytes(),
+    );
+    tei_error(&r, 422, "Validation", "is a reranker");
+    let body = json!({"model": RERANKER, "input": "x"}).to_string();
+    let r = post(server(), "/v1/embeddings", body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["param"], "model");
+    // /embed without a model still means the only embedding model.
+    let r = post(server(), "/embed", br#"{"inputs": "x"}"#);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+}
+
+#[test]
+fn tokenize_lists_each_token_with_its_characters() {
+    let body = json!({"inputs": "Héllo, wörld!", "model": "minilm"});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        r.json(),
+        json!([[
+            {"id": 101, "text": "[CLS]", "special": true, "start": null, "stop": null},
+            {"id": 7592, "text": "Héllo", "special": false, "start": 0, "stop": 5},
+            {"id": 1010, "text": ",", "special": false, "start": 5, "stop": 6},
+            {"id": 2088, "text": "wörld", "special": false, "start": 7, "stop": 12},
+            {"id": 999, "text": "!", "special": false, "start": 12, "stop": 13},
+            {"id": 102, "text": "[SEP]", "special": true, "start": null, "stop": null},
+        ]])
+    );
+    let body = json!({"inputs": ["a b", "c"], "add_special_tokens": false, "model": RERANKER});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let v = r.json();
+    let lens: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_array().unwrap().len())
+        .collect();
+    assert_eq!(lens, vec![2, 1], "{v}");
+    assert_eq!(
+        v[0][1],
+        json!({"id": 1038, "text": "b", "special": false, "start": 2, "stop": 3})
+    );
+    // Never truncated (a limit is the route's body size).
+    let body = json!({"inputs": "word ".repeat(600), "model": "minilm"});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.json()[0].as_array().map(Vec::len), Some(602));
+    // Two text models here: one must be named.
+    let r = post(server(), "/tokenize", br#"{"inputs": "x"}"#);
+    tei_error(&r, 422, "Validation", "several text models");
+    let r = post(
+        server(),
+        "/tokenize",
+        br#"{"inputs": [], "model": "minilm"}"#,
+    );
+    tei_error(&r, 422, "Validation", "inputs");
+    let r = post(
+        server(),
+        "/tokenize",
+        br#"{"inputs": "x", "model": "demo"}"#,
+    );
+    tei_error(&r, 422, "Validation", "no tokenizer.json");
 }
