@@ -39,8 +39,9 @@ pub struct MlConfig {
     pub repository_api_key: Option<String>,
     /// Serve every model as an MCP tool, plus `list_models`. Default true.
     pub mcp_tools: bool,
-    /// Most texts in one text API request (`/v1/embeddings`, `/embed`);
-    /// more → 400. Default 2048 (OpenAI's).
+    /// Most texts in one text API request (`/v1/embeddings`, `/embed`,
+    /// `/rerank`, `/tokenize`); more → 400 (OpenAI's shape) or 422 (TEI's).
+    /// Default 2048 (OpenAI's).
     pub max_texts_per_request: usize,
 }
 

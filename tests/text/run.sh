@@ -16,8 +16,9 @@
 # python3, >= 3.10) and installs requirements.txt into it, again only when
 # that file changes.
 # The test module starts one `conduit serve --listen 127.0.0.1:0 --models
-# models` (the repository's own models/: demo, minilm and lexical-rerank) and stops it with
-# SIGTERM; the run takes well under a minute on two cores with a debug build.
+# models` (the repository's own models/: demo, minilm and lexical-rerank)
+# and stops it with SIGTERM; the run takes well under a minute on two cores
+# with a debug build.
 # Output ends with pytest's summary line ("N passed in S s"); the exit status
 # is pytest's.
 set -euo pipefail
