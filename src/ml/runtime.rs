@@ -43,6 +43,11 @@ pub struct MlConfig {
     /// `/rerank`, `/tokenize`); more → 400 (OpenAI's shape) or 422 (TEI's).
     /// Default 2048 (OpenAI's).
     pub max_texts_per_request: usize,
+    /// Most bytes of a `POST /tokenize` body (at most `max_input_bytes`):
+    /// its answer lists every token, tens of bytes of JSON each, so its
+    /// input is held lower than other text routes'. Default 2,000,000
+    /// (TEI's `--payload-limit`).
+    pub max_tokenize_bytes: u64,
 }
 
 impl Default for MlConfig {
@@ -57,6 +62,7 @@ impl Default for MlConfig {
             repository_api_key: None,
             mcp_tools: true,
             max_texts_per_request: 2048,
+            max_tokenize_bytes: 2_000_000,
         }
     }
 }

@@ -28,6 +28,7 @@ const RETRY_AFTER_SECS: &str = "1";
 /// Registers the text routes.
 pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
     let max_texts = cfg.max_texts_per_request;
+    let max_bytes = usize::try_from(cfg.max_input_bytes).unwrap_or(usize::MAX);
     let r = repo.clone();
     router.route_with_limit(
         Method::Post,
@@ -74,7 +75,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
         Mode::Pool,
         cfg.max_input_bytes,
         move |req: &mut Request, cx: &mut Cx<'_>| {
-            tei_rerank(&r, req, cx.responder(), max_texts);
+            tei_rerank(&r, req, cx.responder(), max_texts, max_bytes);
             Reply::Later
         },
     );
@@ -83,7 +84,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
         Method::Post,
         "/tokenize",
         Mode::Pool,
-        cfg.max_input_bytes,
+        cfg.max_tokenize_bytes.min(cfg.max_input_bytes),
         move |req: &mut Request, _: &mut Cx<'_>| {
             Reply::Response(tei_tokenize(&r, req, max_texts).unwrap_or_else(|f| f.tei()))
         },
@@ -609,8 +610,17 @@ struct Rank {
 }
 
 /// `POST /rerank` (TEI): every text scored against the query by a
-/// cross-encoder, answered sorted by score, highest first.
-fn tei_rerank(repo: &Repository, req: &Request, responder: Responder, max_texts: usize) {
+/// cross-encoder, answered sorted by score, highest first. The query is
+/// tokenized once per text, so the query's bytes times the texts, plus the
+/// texts, may be at most `max_bytes` (the body limit): a request makes at
+/// most twice a body's tokenizing work.
+fn tei_rerank(
+    repo: &Repository,
+    req: &Request,
+    responder: Responder,
+    max_texts: usize,
+    max_bytes: usize,
+) {
     let prepared = (|| -> Result<_, Failure> {
         let r: RerankRequest = body(req)?;
         let query = r
@@ -627,6 +637,23 @@ fn tei_rerank(repo: &Repository, req: &Request, responder: Responder, max_texts:
                 "texts",
                 format!("{} texts; at most {max_texts} per request", texts.len()),
             ));
+        }
+        let work = texts
+            .iter()
+            .fold(query.len().saturating_mul(texts.len()), |n, t| {
+                n.saturating_add(t.len())
+            });
+        if work > max_bytes {
+            return Err(Failure {
+                status: 413,
+                message: format!(
+                    "the query ({} bytes) paired with each of {} texts is {work} bytes to tokenize, over the limit of {max_bytes}; send a shorter query or fewer texts",
+                    query.len(),
+                    texts.len()
+                ),
+                param: Some("query"),
+                kind: Kind::TooLong,
+            });
         }
         match r.truncation_direction.as_deref() {
             None => {}

@@ -430,6 +430,11 @@ fn rerank_errors_have_tei_shape() {
     }
     let r = post(server(), "/rerank", b"not json");
     tei_error(&r, 422, "Validation", "not a valid request");
+    // The query is tokenized once per text: 40 KB x 2048 texts is 80 MB of
+    // tokenizing from a 48 KB body, over ml.max_input_bytes (64 MiB).
+    let body = json!({"query": "q".repeat(40_000), "texts": vec!["x"; 2048]});
+    let r = rerank(body);
+    tei_error(&r, 413, "Validation", "bytes to tokenize");
     // An embedding request for the reranker is refused as clearly.
     let r = post(
         server(),
@@ -498,4 +503,12 @@ fn tokenize_lists_each_token_with_its_characters() {
         br#"{"inputs": "x", "model": "demo"}"#,
     );
     tei_error(&r, 422, "Validation", "no tokenizer.json");
+    // Its body is held to ml.max_tokenize_bytes (2,000,000), JSON
+    // whitespace included.
+    let padded = |n: usize| format!(r#"{{"inputs": "x", "model": "minilm"}}{}"#, " ".repeat(n));
+    assert_eq!(padded(1_999_966).len(), 2_000_000);
+    let r = post(server(), "/tokenize", padded(1_999_966).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let r = post(server(), "/tokenize", padded(1_999_967).as_bytes());
+    assert_eq!(r.status, 413, "{}", r.body_str());
 }
