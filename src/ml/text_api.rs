@@ -89,6 +89,29 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             Reply::Response(tei_tokenize(&r, req, max_texts).unwrap_or_else(|f| f.tei()))
         },
     );
+    // The connection layer's own refusals (a body over the route's limit:
+    // 413; 408; bad chunking) in each API's error shape, which its
+    // clients parse.
+    router.error_bodies("/v1/", openai_http_error);
+    for path in ["/embed", "/rerank", "/tokenize"] {
+        router.error_bodies(path, tei_http_error);
+    }
+}
+
+/// The http layer's error `status` in OpenAI's shape.
+fn openai_http_error(status: u16, reason: &str) -> Response {
+    let body = json!({"error": {
+        "message": reason, "type": "invalid_request_error", "param": null, "code": null,
+    }});
+    Response::json(status, body.to_string())
+}
+
+/// The http layer's error `status` in TEI's shape.
+fn tei_http_error(status: u16, reason: &str) -> Response {
+    Response::json(
+        status,
+        json!({"error": reason, "error_type": "Validation"}).to_string(),
+    )
 }
 
 /// What went wrong, in terms both API shapes can express.

@@ -249,6 +249,15 @@ fn bad_requests_get_openai_errors_and_nothing_else_is_disturbed() {
     let many: Vec<&str> = vec!["x"; 2049];
     let r = embeddings(json!(many));
     assert_eq!(r.status, 400, "{}", r.body_str());
+    // The http layer's 413 for a body over ml.max_input_bytes (64 MiB) is
+    // OpenAI's shape too.
+    let head = format!(
+        "POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        (64 << 20) + 1
+    );
+    let r = exchange(a, head.as_bytes()).0;
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
     // The model still answers.
     assert_eq!(vectors(&embeddings(json!("still here"))).len(), 1);
     let listed = get_json(a, "/v1/models").json();
@@ -510,5 +519,5 @@ fn tokenize_lists_each_token_with_its_characters() {
     let r = post(server(), "/tokenize", padded(1_999_966).as_bytes());
     assert_eq!(r.status, 200, "{}", r.body_str());
     let r = post(server(), "/tokenize", padded(1_999_967).as_bytes());
-    assert_eq!(r.status, 413, "{}", r.body_str());
+    tei_error(&r, 413, "Validation", "");
 }
