@@ -13,7 +13,7 @@ use super::model::{Metadata, ModelConfig, Pooling, Task};
 use super::tensor::{DType, Data, Tensor};
 use super::Error;
 use std::path::Path;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
 /// Most tokens per text when neither `config.toml`, the
 /// sentence-transformers config nor the graph says (BERT's positions).
@@ -231,9 +231,16 @@ impl TextModel {
             Some(n) => n,
             None => seq_limit.min(FALLBACK_MAX_LENGTH),
         };
+        let strategy = match task {
+            Task::Rerank => own_truncation.strategy,
+            // One text has no second sequence to choose from (and
+            // `only_second` would refuse it).
+            Task::Embed => TruncationStrategy::LongestFirst,
+        };
         let cutting = tok
             .with_truncation(Some(TruncationParams {
                 max_length,
+                strategy,
                 ..own_truncation
             }))
             .map_err(|e| format!("tokenizer: {e}"))?
@@ -637,6 +644,45 @@ mod tests {
         );
         assert_eq!(sigmoid(0.0), 0.5);
         assert!((sigmoid(2.0) - 0.880_797).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_pair_is_cut_with_the_tokenizers_own_strategy() {
+        // The same tokenizer.json, saying only_first: the query is cut and
+        // the text stays whole (longest_first would cut both).
+        let dir = std::env::temp_dir().join(format!("conduit-only-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut tok: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture().join("tokenizer.json")).unwrap())
+                .unwrap();
+        tok["truncation"]["strategy"] = "OnlyFirst".into();
+        std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+        let cfg = ModelConfig {
+            task: Some(Task::Rerank),
+            max_length: Some(12),
+            ..ModelConfig::default()
+        };
+        let outs = [("logits", DType::F32, vec![-1, 1])];
+        let m = TextModel::load(&dir.join("model.onnx"), &dir, &cfg, &meta(&outs))
+            .unwrap()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // 8 query words, 6 text words, 3 specials: 17 tokens, 5 too many.
+        let (query, text) = ("one two three four five six seven eight", "a b c d e f");
+        let t = m.encode_pair(query, text, true).unwrap();
+        assert_eq!(t.len(), 12);
+        assert_eq!(
+            t.type_ids.iter().filter(|&&x| x == 1).count(),
+            7,
+            "6 + [SEP]"
+        );
+        let longest = reranker(&outs, 12).unwrap();
+        let t = longest.encode_pair(query, text, true).unwrap();
+        assert_eq!(
+            t.type_ids.iter().filter(|&&x| x == 1).count(),
+            5,
+            "4 + [SEP]: both cut"
+        );
     }
 
     #[test]
