@@ -645,51 +645,7 @@ fn tei_rerank(
     max_bytes: usize,
 ) {
     let prepared = (|| -> Result<_, Failure> {
-        let r: RerankRequest = body(req)?;
-        let query = r
-            .query
-            .ok_or_else(|| Failure::invalid("query", "query is required"))?;
-        let texts = r
-            .texts
-            .ok_or_else(|| Failure::invalid("texts", "texts is required"))?;
-        if texts.is_empty() {
-            return Err(Failure::invalid("texts", "texts must not be empty"));
-        }
-        if texts.len() > max_texts {
-            return Err(Failure::invalid(
-                "texts",
-                format!("{} texts; at most {max_texts} per request", texts.len()),
-            ));
-        }
-        let work = texts
-            .iter()
-            .fold(query.len().saturating_mul(texts.len()), |n, t| {
-                n.saturating_add(t.len())
-            });
-        if work > max_bytes {
-            return Err(Failure {
-                status: 413,
-                message: format!(
-                    "the query ({} bytes) paired with each of {} texts is {work} bytes to tokenize, over the limit of {max_bytes}; send a shorter query or fewer texts",
-                    query.len(),
-                    texts.len()
-                ),
-                param: Some("query"),
-                kind: Kind::TooLong,
-            });
-        }
-        match r.truncation_direction.as_deref() {
-            None => {}
-            Some(d) if d.eq_ignore_ascii_case("right") => {}
-            Some(d) => {
-                return Err(Failure::invalid(
-                    "truncation_direction",
-                    format!(
-                        "truncation_direction {d:?}: only \"right\" (the default) is supported"
-                    ),
-                ))
-            }
-        }
+        let (r, query, texts) = rerank_request(req, max_texts, max_bytes)?;
         let name = default_text_model(repo, r.model, Some(Task::Rerank))?;
         let (lease, text) = text_model(repo, &name, Some(Task::Rerank))?;
         let truncate = r.truncate.unwrap_or(text.truncate);
@@ -724,6 +680,61 @@ fn tei_rerank(
             })
         }),
     );
+}
+
+/// A `/rerank` body, read and checked before any model is touched: the
+/// request, its query and its texts.
+fn rerank_request(
+    req: &Request,
+    max_texts: usize,
+    max_bytes: usize,
+) -> Result<(RerankRequest, String, Vec<String>), Failure> {
+    let mut r: RerankRequest = body(req)?;
+    let query = r
+        .query
+        .take()
+        .ok_or_else(|| Failure::invalid("query", "query is required"))?;
+    let texts = r
+        .texts
+        .take()
+        .ok_or_else(|| Failure::invalid("texts", "texts is required"))?;
+    if texts.is_empty() {
+        return Err(Failure::invalid("texts", "texts must not be empty"));
+    }
+    if texts.len() > max_texts {
+        return Err(Failure::invalid(
+            "texts",
+            format!("{} texts; at most {max_texts} per request", texts.len()),
+        ));
+    }
+    let work = texts
+        .iter()
+        .fold(query.len().saturating_mul(texts.len()), |n, t| {
+            n.saturating_add(t.len())
+        });
+    if work > max_bytes {
+        return Err(Failure {
+            status: 413,
+            message: format!(
+                "the query ({} bytes) paired with each of {} texts is {work} bytes to tokenize, over the limit of {max_bytes}; send a shorter query or fewer texts",
+                query.len(),
+                texts.len()
+            ),
+            param: Some("query"),
+            kind: Kind::TooLong,
+        });
+    }
+    match r.truncation_direction.as_deref() {
+        None => {}
+        Some(d) if d.eq_ignore_ascii_case("right") => {}
+        Some(d) => {
+            return Err(Failure::invalid(
+                "truncation_direction",
+                format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
+            ))
+        }
+    }
+    Ok((r, query, texts))
 }
 
 /// The ranks of one answer: each pair's logit (its one value), or its
