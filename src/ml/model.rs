@@ -29,6 +29,19 @@ pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16384;
 pub enum Task {
     /// Text in, one vector out.
     Embed,
+    /// A (query, text) pair in (the tokenizer's pair encoding), one
+    /// relevance logit out: a cross-encoder reranker.
+    Rerank,
+}
+
+impl Task {
+    /// Its name in `config.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Embed => "embed",
+            Task::Rerank => "rerank",
+        }
+    }
 }
 
 /// How a text's token vectors become one vector.
@@ -83,18 +96,21 @@ pub struct ModelConfig {
     /// Per-input limits by input name (`[inputs.input_ids] max_dims = [0, 256]`).
     pub inputs: BTreeMap<String, InputLimits>,
     /// For a text model (a `tokenizer.json` beside `model.onnx`): what it
-    /// does. Default `embed`.
+    /// does, `embed` or `rerank`. Default `embed`.
     pub task: Option<Task>,
     /// How token vectors become one text vector. Default `mean`.
     pub pooling: Option<Pooling>,
     /// Scale embeddings to unit length. Default true for `embed`.
     pub normalize: Option<bool>,
-    /// Most tokens per text, special tokens included. Default:
+    /// Most tokens per text (for `rerank`, per pair: the query and the
+    /// text together), special tokens included. Default:
     /// `sentence_bert_config.json`'s `max_seq_length` when present, else the
     /// model's sequence limit.
     pub max_length: Option<usize>,
-    /// A text over `max_length` is cut to it (true) or refused with its
-    /// token count (false). Default true; a request may say otherwise.
+    /// A text over `max_length` is cut to it (true; a pair is cut with the
+    /// tokenizer's own strategy, longest first unless `tokenizer.json`
+    /// says) or refused with its token count (false). Default true; a
+    /// request may say otherwise.
     pub truncate: bool,
     /// Most padded tokens (texts × the longest of them) in one run: texts
     /// are grouped by length so padding stays small. Default 16384 (TEI's).

@@ -8,7 +8,7 @@
 //! Invariant: a load that fails leaves the previous version serving.
 
 use super::batcher::{Batcher, Done, Job, TextDone, TextJob};
-use super::model::{self, Metadata, ModelConfig};
+use super::model::{self, Metadata, ModelConfig, Task};
 use super::stats::{Metrics, ModelStats};
 use super::tensor::{self, DType, Tensor};
 use super::text::{self, TextModel, Tokens};
@@ -71,8 +71,9 @@ struct Entry {
     known: Mutex<Option<Arc<Metadata>>>,
     last_used: AtomicU64,
     in_flight: AtomicUsize,
-    /// A `tokenizer.json` beside its graph (seen at the scan).
-    text: bool,
+    /// A text model (a `tokenizer.json` beside its graph, seen at the
+    /// scan): its task in `config.toml` (default embed).
+    text: Option<Task>,
 }
 
 /// What the repository index reports for a model.
@@ -280,7 +281,15 @@ impl Repository {
         if !dir.is_dir() {
             return None;
         }
-        let text = model_file(&dir).is_ok_and(|(f, _)| text::is_text_model(&f, &dir));
+        let text = model_file(&dir)
+            .is_ok_and(|(f, _)| text::is_text_model(&f, &dir))
+            .then(|| {
+                // A config.toml that does not parse fails the load, with why.
+                ModelConfig::read(&dir)
+                    .ok()
+                    .and_then(|c| c.task)
+                    .unwrap_or(Task::Embed)
+            });
         let e = Arc::new(Entry {
             name: name.to_string(),
             text,
@@ -325,11 +334,12 @@ impl Repository {
         lock(&self.entries).keys().cloned().collect()
     }
 
-    /// The text models' names (a `tokenizer.json` beside the graph), sorted.
-    pub fn text_names(&self) -> Vec<String> {
+    /// The text models' names (a `tokenizer.json` beside the graph) for
+    /// `task` (any task: `None`), sorted.
+    pub fn text_names(&self, task: Option<Task>) -> Vec<String> {
         lock(&self.entries)
             .values()
-            .filter(|e| e.text)
+            .filter(|e| e.text.is_some() && (task.is_none() || e.text == task))
             .map(|e| e.name.clone())
             .collect()
     }

@@ -39,14 +39,20 @@ pub struct MlConfig {
     pub repository_api_key: Option<String>,
     /// Serve every model as an MCP tool, plus `list_models`. Default true.
     pub mcp_tools: bool,
-    /// Most texts in one text API request (`/v1/embeddings`, `/embed`);
-    /// more → 400. Default 2048 (OpenAI's).
+    /// Most texts in one text API request (`/v1/embeddings`, `/embed`,
+    /// `/rerank`, `/tokenize`); more → 400 (OpenAI's shape) or 422 (TEI's).
+    /// Default 2048 (OpenAI's).
     pub max_texts_per_request: usize,
     /// Most bytes in one text of a text API request; more → 413. Default 256 KiB.
     pub max_text_bytes: usize,
     /// Most tokens in one text API request, after truncation; more → 413.
     /// Default 300,000 (OpenAI's).
     pub max_tokens_per_request: usize,
+    /// Most bytes of a `POST /tokenize` body (at most `max_input_bytes`):
+    /// its answer lists every token, tens of bytes of JSON each, so its
+    /// input is held lower than other text routes'. Default 2,000,000
+    /// (TEI's `--payload-limit`).
+    pub max_tokenize_bytes: u64,
 }
 
 impl Default for MlConfig {
@@ -63,6 +69,7 @@ impl Default for MlConfig {
             max_texts_per_request: 2048,
             max_text_bytes: 256 << 10,
             max_tokens_per_request: 300_000,
+            max_tokenize_bytes: 2_000_000,
         }
     }
 }

@@ -1,28 +1,46 @@
 //! Text models: a Hugging Face `tokenizer.json` beside `model.onnx` makes a
 //! model take text. Tokenization (the `tokenizers` crate), the padded input
-//! tensors of one run, and pooling of the model's token vectors.
+//! tensors of one run, and pooling of the model's token vectors. A rerank
+//! model (a cross-encoder) takes (query, text) pairs, encoded with the
+//! tokenizer's pair template, and gives one logit per pair.
 //!
 //! The tokenizer file's own padding and truncation are not the serving
 //! policy: each run pads to its own longest text, and `max_length` with
-//! `truncate` (from `config.toml`) decide what a long text becomes.
+//! `truncate` (from `config.toml`) decide what a long text becomes (the
+//! file's truncation strategy, direction and stride are kept).
 
 use super::model::{Metadata, ModelConfig, Pooling, Task, TextSummary};
 use super::tensor::{DType, Data, Tensor};
 use super::Error;
 use std::path::Path;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
 /// Most tokens per text when neither `config.toml`, the
 /// sentence-transformers config nor the graph says (BERT's positions).
 const FALLBACK_MAX_LENGTH: usize = 512;
 
-/// A text as token ids, ready for a run.
+/// A text (or a pair of texts) as token ids, ready for a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
     /// Token ids, special tokens included.
     pub ids: Vec<u32>,
-    /// Segment ids (all 0 for a single text).
+    /// Segment ids (all 0 for a single text; a pair's second text is
+    /// segment 1 in BERT's template).
     pub type_ids: Vec<u32>,
+}
+
+/// One token of a tokenized text, as TEI's `/tokenize` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// Its id.
+    pub id: u32,
+    /// The text it covers (a special token: its own name, e.g. `[CLS]`).
+    pub text: String,
+    /// Added by the tokenizer's template (`[CLS]`, `[SEP]`).
+    pub special: bool,
+    /// The characters it covers, `[start, stop)` in chars of the input
+    /// (none for a special token).
+    pub span: Option<(usize, usize)>,
 }
 
 impl Tokens {
@@ -57,7 +75,8 @@ enum Feed {
 enum Vectors {
     /// `[batch, sequence, hidden]`: pooled here.
     PerToken(usize),
-    /// `[batch, hidden]`: the model pooled already.
+    /// `[batch, hidden]`: the model pooled already; for a reranker
+    /// `[batch, 1]` or `[batch]`, one logit per pair (`dim` 1).
     PerText(usize),
 }
 
@@ -92,7 +111,7 @@ pub struct TextModel {
     /// One entry per graph input, in graph order.
     feeds: Vec<(Feed, DType)>,
     vectors: Vectors,
-    /// Length of a text vector.
+    /// Length of a text vector (1 for a reranker: its logit).
     pub dim: usize,
 }
 
@@ -156,6 +175,9 @@ impl TextModel {
         let mut tok =
             Tokenizer::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let pad_id = tok.get_padding().map_or(0, |p| p.pad_id);
+        // The file's strategy (how a pair is cut), direction and stride
+        // stay; only the length is the serving policy's.
+        let own_truncation = tok.get_truncation().cloned().unwrap_or_default();
         tok.with_padding(None);
         let whole = tok
             .with_truncation(None)
@@ -189,15 +211,21 @@ impl TextModel {
         if !feeds.iter().any(|(f, _)| *f == Feed::Ids) {
             return Err("text model: the graph has no input_ids input".into());
         }
-        let vectors = Self::pick_output(meta)?;
-        let dim = match vectors {
-            Vectors::PerToken(i) | Vectors::PerText(i) => meta.outputs[i]
-                .shape
-                .last()
-                .and_then(|&d| usize::try_from(d).ok())
-                .ok_or(
-                    "text model: the output's last dimension (the vector length) must be fixed",
-                )?,
+        let task = cfg.task.unwrap_or(Task::Embed);
+        let (vectors, dim) = match task {
+            Task::Embed => {
+                let vectors = Self::pick_output(meta)?;
+                let (Vectors::PerToken(i) | Vectors::PerText(i)) = vectors;
+                let dim = meta.outputs[i]
+                    .shape
+                    .last()
+                    .and_then(|&d| usize::try_from(d).ok())
+                    .ok_or(
+                        "text model: the output's last dimension (the vector length) must be fixed",
+                    )?;
+                (vectors, dim)
+            }
+            Task::Rerank => (Self::pick_logit(meta)?, 1),
         };
         let max_length = match cfg.max_length.or_else(|| sentence_transformers_max(dir)) {
             Some(n) if n > seq_limit => {
@@ -208,14 +236,20 @@ impl TextModel {
             Some(n) => n,
             None => seq_limit.min(FALLBACK_MAX_LENGTH),
         };
+        let strategy = match task {
+            Task::Rerank => own_truncation.strategy,
+            // One text has no second sequence to choose from (and
+            // `only_second` would refuse it).
+            Task::Embed => TruncationStrategy::LongestFirst,
+        };
         let cutting = tok
             .with_truncation(Some(TruncationParams {
                 max_length,
-                ..TruncationParams::default()
+                strategy,
+                ..own_truncation
             }))
             .map_err(|e| format!("tokenizer: {e}"))?
             .clone();
-        let task = cfg.task.unwrap_or(Task::Embed);
         let vocab = u32::try_from(whole.get_vocab_size(true)).unwrap_or(u32::MAX);
         Ok(Some(TextModel {
             cutting: cutting.into(),
@@ -265,6 +299,33 @@ impl TextModel {
         }
     }
 
+    /// A reranker's output: one FP32 logit per pair, `[batch, 1]` or
+    /// `[batch]`; `logits` (a sequence-classification export's name)
+    /// first. A classifier with several labels (`[batch, 2]`) is refused:
+    /// which label means relevant is not in the graph.
+    fn pick_logit(meta: &Metadata) -> Result<Vectors, String> {
+        let outs = &meta.outputs;
+        let is_logit = |i: usize| {
+            outs[i].dtype == DType::F32 && matches!(outs[i].shape.as_slice(), [_] | [_, 1])
+        };
+        if let Some(i) = outs.iter().position(|o| o.name == "logits") {
+            if is_logit(i) {
+                return Ok(Vectors::PerText(i));
+            }
+        }
+        if let Some(i) = (0..outs.len()).find(|&i| is_logit(i)) {
+            return Ok(Vectors::PerText(i));
+        }
+        let found: Vec<String> = outs
+            .iter()
+            .map(|o| format!("{} {} {:?}", o.name, o.dtype.name(), o.shape))
+            .collect();
+        Err(format!(
+            "rerank model: no FP32 output of one logit per pair ([batch, 1] or [batch]); the graph gives {}",
+            found.join(", ")
+        ))
+    }
+
     /// Tokenizes one text; `truncate` says what a text over `max_length` becomes.
     pub fn encode(&self, text: &str, truncate: bool) -> Result<Tokens, TextError> {
         let tok = if truncate { &self.cutting } else { &self.whole };
@@ -281,6 +342,79 @@ impl TextModel {
             ids: enc.get_ids().to_vec(),
             type_ids: enc.get_type_ids().to_vec(),
         })
+    }
+
+    /// Tokenizes a (query, text) pair with the tokenizer's pair template
+    /// (BERT: `[CLS] query [SEP] text [SEP]`, the text in segment 1);
+    /// `truncate` says what a pair over `max_length` becomes (cut with the
+    /// tokenizer's strategy, or refused with its whole count).
+    pub fn encode_pair(
+        &self,
+        query: &str,
+        text: &str,
+        truncate: bool,
+    ) -> Result<Tokens, TextError> {
+        let tok = if truncate { &self.cutting } else { &self.whole };
+        let enc = tok
+            .encode_fast((query, text), true)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        if enc.len() > self.max_length {
+            return Err(TextError::TooLong {
+                tokens: enc.len(),
+                max: self.max_length,
+            });
+        }
+        Ok(Tokens {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+        })
+    }
+
+    /// Every token of `text`, never truncated, with the characters it
+    /// covers (TEI's `/tokenize`); `special` adds the template's tokens.
+    pub fn pieces(&self, text: &str, special: bool) -> Result<Vec<Piece>, TextError> {
+        let enc = self
+            .whole
+            .encode_char_offsets(text, special)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        // Byte position of every char (and the end): offsets are in chars,
+        // and walking the text again for each token would be quadratic.
+        let at: Vec<usize> = text
+            .char_indices()
+            .map(|(b, _)| b)
+            .chain(std::iter::once(text.len()))
+            .collect();
+        let slice = |start: usize, stop: usize| -> String {
+            match (at.get(start), at.get(stop)) {
+                (Some(&a), Some(&b)) if a <= b => text[a..b].to_string(),
+                _ => String::new(),
+            }
+        };
+        let pieces = enc
+            .get_ids()
+            .iter()
+            .zip(enc.get_tokens())
+            .zip(enc.get_offsets())
+            .zip(enc.get_special_tokens_mask())
+            .map(|(((&id, token), &(start, stop)), &mask)| {
+                if mask == 1 {
+                    Piece {
+                        id,
+                        text: token.clone(),
+                        special: true,
+                        span: None,
+                    }
+                } else {
+                    Piece {
+                        id,
+                        text: slice(start, stop),
+                        special: false,
+                        span: Some((start, stop)),
+                    }
+                }
+            })
+            .collect();
+        Ok(pieces)
     }
 
     /// Checks token ids a client gave: in the vocabulary, within `max_length`
@@ -408,6 +542,22 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Bytes a reranker tokenizes for `query` paired with each of `texts`: the
+/// query once per text, plus the texts.
+pub fn pair_work(query: &str, texts: &[String]) -> usize {
+    texts
+        .iter()
+        .fold(query.len().saturating_mul(texts.len()), |n, t| {
+            n.saturating_add(t.len())
+        })
+}
+
+/// A reranker's score from its logit: the logistic function, in (0, 1)
+/// (what sentence-transformers' `CrossEncoder` and TEI report by default).
+pub fn sigmoid(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
+}
+
 /// Scales `v` to unit length (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -442,6 +592,162 @@ pub fn plan(lens: &[usize], max_tokens: usize, max_texts: usize) -> Vec<Vec<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ml::tensor::TensorSpec;
+
+    /// The committed reranker fixture: MiniLM's tokenizer.json beside it.
+    fn fixture() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text/lexical_rerank")
+    }
+
+    /// A BERT-shaped graph's metadata with these outputs.
+    fn meta(outputs: &[(&str, DType, Vec<i64>)]) -> Metadata {
+        let ids = |n: &str| TensorSpec::new(n, DType::I64, vec![-1, -1], 4096);
+        Metadata {
+            inputs: vec![
+                ids("input_ids"),
+                ids("attention_mask"),
+                ids("token_type_ids"),
+            ],
+            outputs: outputs
+                .iter()
+                .map(|(n, d, s)| TensorSpec::new(n, *d, s.clone(), 4096))
+                .collect(),
+            max_batch_size: 32,
+            text: None,
+        }
+    }
+
+    fn reranker(
+        outputs: &[(&str, DType, Vec<i64>)],
+        max_length: usize,
+    ) -> Result<TextModel, String> {
+        let cfg = ModelConfig {
+            task: Some(Task::Rerank),
+            max_length: Some(max_length),
+            ..ModelConfig::default()
+        };
+        let dir = fixture();
+        TextModel::load(&dir.join("model.onnx"), &dir, &cfg, &meta(outputs))
+            .map(|m| m.expect("a tokenizer.json is there"))
+    }
+
+    #[test]
+    fn a_reranker_reads_one_logit_per_pair_from_batch_by_1_or_batch() {
+        for shape in [vec![-1, 1], vec![-1]] {
+            let m = reranker(&[("logits", DType::F32, shape.clone())], 512).unwrap();
+            assert_eq!((m.task, m.dim, m.normalize), (Task::Rerank, 1, false));
+            assert_eq!(m.vectors, Vectors::PerText(0), "{shape:?}");
+        }
+        // `logits` is preferred; else the first output of that shape.
+        let outs = [
+            ("score", DType::F32, vec![-1, 1]),
+            ("logits", DType::F32, vec![-1, 1]),
+        ];
+        assert_eq!(reranker(&outs, 512).unwrap().vectors, Vectors::PerText(1));
+        let outs = [
+            ("hidden", DType::F32, vec![-1, -1, 384]),
+            ("score", DType::F32, vec![-1, 1]),
+        ];
+        assert_eq!(reranker(&outs, 512).unwrap().vectors, Vectors::PerText(1));
+        // Token vectors, two labels or integers are no reranker's output.
+        for outs in [
+            [("last_hidden_state", DType::F32, vec![-1, -1, 384])],
+            [("logits", DType::F32, vec![-1, 2])],
+            [("logits", DType::I64, vec![-1, 1])],
+        ] {
+            let e = reranker(&outs, 512).unwrap_err();
+            assert!(e.contains("one logit per pair"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_pair_is_encoded_with_the_template_and_cut_longest_first() {
+        let m = reranker(&[("logits", DType::F32, vec![-1, 1])], 12).unwrap();
+        let t = m.encode_pair("capital of france", "paris", true).unwrap();
+        // [CLS] capital of france [SEP] paris [SEP]
+        assert_eq!(t.ids, vec![101, 3007, 1997, 2605, 102, 3000, 102]);
+        assert_eq!(t.type_ids, vec![0, 0, 0, 0, 0, 1, 1]);
+        // Over 12: the longer side loses tokens first (the tokenizer's
+        // LongestFirst), the query stays whole.
+        let long = "paris is the capital and largest city of france";
+        let t = m.encode_pair("capital of france", long, true).unwrap();
+        assert_eq!(t.len(), 12);
+        assert_eq!(&t.ids[..5], &[101, 3007, 1997, 2605, 102]);
+        assert_eq!(t.type_ids.iter().filter(|&&x| x == 1).count(), 7);
+        assert_eq!(
+            m.encode_pair("capital of france", long, false),
+            Err(TextError::TooLong {
+                tokens: 15,
+                max: 12
+            })
+        );
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) - 0.880_797).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_pair_is_cut_with_the_tokenizers_own_strategy() {
+        // The same tokenizer.json, saying only_first: the query is cut and
+        // the text stays whole (longest_first would cut both).
+        let dir = std::env::temp_dir().join(format!("conduit-only-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut tok: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture().join("tokenizer.json")).unwrap())
+                .unwrap();
+        tok["truncation"]["strategy"] = "OnlyFirst".into();
+        std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+        let cfg = ModelConfig {
+            task: Some(Task::Rerank),
+            max_length: Some(12),
+            ..ModelConfig::default()
+        };
+        let outs = [("logits", DType::F32, vec![-1, 1])];
+        let m = TextModel::load(&dir.join("model.onnx"), &dir, &cfg, &meta(&outs))
+            .unwrap()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // 8 query words, 6 text words, 3 specials: 17 tokens, 5 too many.
+        let (query, text) = ("one two three four five six seven eight", "a b c d e f");
+        let t = m.encode_pair(query, text, true).unwrap();
+        assert_eq!(t.len(), 12);
+        assert_eq!(
+            t.type_ids.iter().filter(|&&x| x == 1).count(),
+            7,
+            "6 + [SEP]"
+        );
+        let longest = reranker(&outs, 12).unwrap();
+        let t = longest.encode_pair(query, text, true).unwrap();
+        assert_eq!(
+            t.type_ids.iter().filter(|&&x| x == 1).count(),
+            5,
+            "4 + [SEP]: both cut"
+        );
+    }
+
+    #[test]
+    fn pieces_cover_characters_and_mark_special_tokens() {
+        let m = reranker(&[("logits", DType::F32, vec![-1, 1])], 512).unwrap();
+        let p = m.pieces("Héllo, wörld", true).unwrap();
+        let piece = |id, text: &str, span: Option<(usize, usize)>| Piece {
+            id,
+            text: text.into(),
+            special: span.is_none(),
+            span,
+        };
+        assert_eq!(
+            p,
+            vec![
+                piece(101, "[CLS]", None),
+                piece(7592, "Héllo", Some((0, 5))),
+                piece(1010, ",", Some((5, 6))),
+                piece(2088, "wörld", Some((7, 12))),
+                piece(102, "[SEP]", None),
+            ]
+        );
+        assert_eq!(m.pieces("Héllo, wörld", false).unwrap().len(), 3);
+        // Never truncated, whatever max_length says.
+        assert_eq!(m.pieces(&"word ".repeat(600), true).unwrap().len(), 602);
+    }
 
     #[test]
     fn runs_group_like_lengths_within_the_token_and_text_budgets() {

@@ -1,6 +1,6 @@
 //! The text APIs (adapter): OpenAI's `POST /v1/embeddings` and
-//! `GET /v1/models`, and TEI's `POST /embed`, each with the error shape its
-//! clients parse. Texts are tokenized on the worker pool (never on an I/O
+//! `GET /v1/models`, and TEI's `POST /embed`, `POST /rerank` and
+//! `POST /tokenize`, each with the error shape its clients parse. Texts are tokenized on the worker pool (never on an I/O
 //! loop), in parallel, then batched by tokens with every other request for
 //! the model (`batcher`).
 //!
@@ -8,8 +8,9 @@
 //! else in the batch is disturbed.
 
 use super::kserve::status_of;
+use super::model::Task;
 use super::repository::{Lease, Repository};
-use super::text::{self, TextError, TextModel, Tokens};
+use super::text::{self, Piece, TextError, TextModel, Tokens};
 use super::{Error, MlConfig};
 use crate::http::{Cx, Method, Mode, Reply, Request, Responder, Response, Router};
 use base64::Engine as _;
@@ -39,6 +40,8 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
         text_bytes: cfg.max_text_bytes,
         tokens: cfg.max_tokens_per_request,
     };
+    let max_texts = cfg.max_texts_per_request;
+    let max_bytes = usize::try_from(cfg.max_input_bytes).unwrap_or(usize::MAX);
     let r = repo.clone();
     router.route_with_limit(
         Method::Post,
@@ -67,7 +70,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             ))
         },
     );
-    let r = repo;
+    let r = repo.clone();
     router.route_with_limit(
         Method::Post,
         "/embed",
@@ -78,6 +81,50 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             Reply::Later
         },
     );
+    let r = repo.clone();
+    router.route_with_limit(
+        Method::Post,
+        "/rerank",
+        Mode::Pool,
+        cfg.max_input_bytes,
+        move |req: &mut Request, cx: &mut Cx<'_>| {
+            tei_rerank(&r, req, cx.responder(), max_texts, max_bytes);
+            Reply::Later
+        },
+    );
+    let r = repo;
+    router.route_with_limit(
+        Method::Post,
+        "/tokenize",
+        Mode::Pool,
+        cfg.max_tokenize_bytes.min(cfg.max_input_bytes),
+        move |req: &mut Request, _: &mut Cx<'_>| {
+            Reply::Response(tei_tokenize(&r, req, max_texts).unwrap_or_else(|f| f.tei()))
+        },
+    );
+    // The connection layer's own refusals (a body over the route's limit:
+    // 413; 408; bad chunking) in each API's error shape, which its
+    // clients parse.
+    router.error_bodies("/v1/", openai_http_error);
+    for path in ["/embed", "/rerank", "/tokenize"] {
+        router.error_bodies(path, tei_http_error);
+    }
+}
+
+/// The http layer's error `status` in OpenAI's shape.
+fn openai_http_error(status: u16, reason: &str) -> Response {
+    let body = json!({"error": {
+        "message": reason, "type": "invalid_request_error", "param": null, "code": null,
+    }});
+    Response::json(status, body.to_string())
+}
+
+/// The http layer's error `status` in TEI's shape.
+fn tei_http_error(status: u16, reason: &str) -> Response {
+    Response::json(
+        status,
+        json!({"error": reason, "error_type": "Validation"}).to_string(),
+    )
 }
 
 /// What went wrong, in terms both API shapes can express.
@@ -130,16 +177,17 @@ impl Failure {
         }
     }
 
-    fn from_text(index: usize, e: &TextError) -> Failure {
+    /// Text `index` of the request field `param` cannot run.
+    fn from_text(param: &'static str, index: usize, e: &TextError) -> Failure {
         match e {
             TextError::TooLong { .. } => Failure {
                 status: 413,
-                message: format!("input[{index}] has {e}; send it shorter or with truncation on"),
-                param: Some("input"),
+                message: format!("{param}[{index}] has {e}; send it shorter or with truncation on"),
+                param: Some(param),
                 kind: Kind::TooLong,
             },
             TextError::Tokenizer(_) | TextError::BadId(_) => {
-                Failure::invalid("input", format!("input[{index}]: {e}"))
+                Failure::invalid(param, format!("{param}[{index}]: {e}"))
             }
         }
     }
@@ -186,8 +234,12 @@ impl Failure {
     }
 }
 
-/// A text model, leased, and its tokenizer.
-fn text_model(repo: &Repository, name: &str) -> Result<(Lease, Arc<TextModel>), Failure> {
+/// A text model for `task` (any: `None`), leased, and its tokenizer.
+fn text_model(
+    repo: &Repository,
+    name: &str,
+    task: Option<Task>,
+) -> Result<(Lease, Arc<TextModel>), Failure> {
     let lease = repo.lease(name).map_err(|e| Failure::from_engine(&e))?;
     let text = lease.loaded.text.clone().ok_or_else(|| {
         Failure::invalid(
@@ -195,7 +247,21 @@ fn text_model(repo: &Repository, name: &str) -> Result<(Lease, Arc<TextModel>), 
             format!("model {name:?} does not take text (it has no tokenizer.json)"),
         )
     })?;
-    Ok((lease, text))
+    match task {
+        Some(want) if want != text.task => Err(Failure::invalid(
+            "model",
+            match want {
+                Task::Embed => format!(
+                    "model {name:?} is a reranker (task = \"rerank\"): it scores (query, text) pairs on /rerank and makes no embeddings"
+                ),
+                Task::Rerank => format!(
+                    "model {name:?} is an embedding model (task = \"{}\"), not a reranker: /rerank needs a cross-encoder whose config.toml says task = \"rerank\"",
+                    text.task.name()
+                ),
+            },
+        )),
+        _ => Ok((lease, text)),
+    }
 }
 
 /// What a request asks to embed.
@@ -256,14 +322,14 @@ fn openai_inputs(v: Option<&Value>) -> Result<Inputs, Failure> {
     }
 }
 
-/// Tokenizes `inputs` for `text` in parallel, within `limits`; the first
-/// failure names its index.
+/// Tokenizes `inputs` (the request field `param`) for `text` in parallel,
+/// within `limits`; the first failure names its index.
 fn tokenize(
     text: &TextModel,
+    param: &'static str,
     inputs: Inputs,
     truncate: bool,
     limits: Limits,
-    param: &'static str,
 ) -> Result<Vec<Tokens>, Failure> {
     let too_many = |what: String| Failure {
         status: 413,
@@ -304,7 +370,7 @@ fn tokenize(
     let tokens: Vec<Tokens> = out
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.map_err(|e| Failure::from_text(i, &e)))
+        .map(|(i, r)| r.map_err(|e| Failure::from_text(param, i, &e)))
         .collect::<Result<_, _>>()?;
     let used: usize = tokens.iter().map(Tokens::len).sum();
     if used > limits.tokens {
@@ -352,7 +418,7 @@ fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, lim
             }
         };
         let inputs = openai_inputs(r.input.as_ref())?;
-        let (lease, text) = text_model(repo, &name)?;
+        let (lease, text) = text_model(repo, &name, Some(Task::Embed))?;
         let dims = match r.dimensions.map(|d| usize::try_from(d).unwrap_or(usize::MAX)) {
             None => text.dim,
             Some(d) if d == text.dim => d,
@@ -373,7 +439,7 @@ fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, lim
                 ))
             }
         };
-        let tokens = tokenize(&text, inputs, text.truncate, limits, "input")?;
+        let tokens = tokenize(&text, "input", inputs, text.truncate, limits)?;
         Ok((lease, text, tokens, name, base64, dims))
     })();
     let (lease, text, tokens, name, base64, dims) = match prepared {
@@ -504,18 +570,31 @@ struct EmbedRequest {
     model: Option<String>,
 }
 
-/// The text model a TEI request means: the one it names, else the only one.
-fn default_text_model(repo: &Repository, named: Option<String>) -> Result<String, Failure> {
+/// The text model a TEI request means: the one it names, else the only one
+/// for `task` (any task: `None`).
+fn default_text_model(
+    repo: &Repository,
+    named: Option<String>,
+    task: Option<Task>,
+) -> Result<String, Failure> {
     if let Some(n) = named {
         return Ok(n);
     }
-    match repo.text_names().as_slice() {
+    let what = match task {
+        Some(Task::Embed) => "embedding model",
+        Some(Task::Rerank) => "rerank model",
+        None => "text model",
+    };
+    match repo.text_names(task).as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(Failure::invalid("model", "this server has no text model")),
+        [] => Err(Failure::invalid(
+            "model",
+            format!("this server has no {what}"),
+        )),
         many => Err(Failure::invalid(
             "model",
             format!(
-                "several text models ({}); name one in \"model\"",
+                "several {what}s ({}); name one in \"model\"",
                 many.join(", ")
             ),
         )),
@@ -524,32 +603,13 @@ fn default_text_model(repo: &Repository, named: Option<String>) -> Result<String
 
 /// `POST /embed` (TEI).
 fn tei_embed(repo: &Repository, req: &Request, responder: Responder, limits: Limits) {
-    let prepared = (|| {
+    let prepared = (|| -> Result<_, Failure> {
         let r: EmbedRequest = body(req)?;
-        let inputs = match r.inputs {
-            Some(Value::String(s)) => Inputs::Texts(vec![s]),
-            Some(Value::Array(items)) if !items.is_empty() => items
-                .iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<_>>()
-                .map(Inputs::Texts)
-                .ok_or_else(|| {
-                    Failure::invalid("inputs", "inputs must be a string or an array of strings")
-                })?,
-            Some(Value::Array(_)) => {
-                return Err(Failure::invalid("inputs", "inputs must not be empty"))
-            }
-            _ => {
-                return Err(Failure::invalid(
-                    "inputs",
-                    "inputs must be a string or an array of strings",
-                ))
-            }
-        };
-        let name = default_text_model(repo, r.model)?;
-        let (lease, text) = text_model(repo, &name)?;
+        let inputs = Inputs::Texts(tei_inputs(r.inputs, limits.texts)?);
+        let name = default_text_model(repo, r.model, Some(Task::Embed))?;
+        let (lease, text) = text_model(repo, &name, Some(Task::Embed))?;
         let truncate = r.truncate.unwrap_or(text.truncate);
-        let tokens = tokenize(&text, inputs, truncate, limits, "inputs")?;
+        let tokens = tokenize(&text, "inputs", inputs, truncate, limits)?;
         Ok((lease, tokens, r.normalize.unwrap_or(text.normalize)))
     })();
     let (lease, tokens, normalize) = match prepared {
@@ -574,4 +634,269 @@ fn tei_embed(repo: &Repository, req: &Request, responder: Responder, limits: Lim
             })
         }),
     );
+}
+
+/// TEI's `inputs`: a string or a non-empty array of at most `max_texts` strings.
+fn tei_inputs(v: Option<Value>, max_texts: usize) -> Result<Vec<String>, Failure> {
+    let bad = || Failure::invalid("inputs", "inputs must be a string or an array of strings");
+    let texts = match v {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(Failure::invalid("inputs", "inputs must not be empty"))
+        }
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|x| match x {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if texts.len() > max_texts {
+        return Err(Failure::invalid(
+            "inputs",
+            format!("{} inputs; at most {max_texts} per request", texts.len()),
+        ));
+    }
+    Ok(texts)
+}
+
+#[derive(Deserialize)]
+struct RerankRequest {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    texts: Option<Vec<String>>,
+    #[serde(default)]
+    truncate: Option<bool>,
+    #[serde(default)]
+    raw_scores: bool,
+    #[serde(default)]
+    return_text: bool,
+    #[serde(default)]
+    truncation_direction: Option<String>,
+    /// Conduit's extension: which rerank model (default: the only one).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// One entry of a `/rerank` answer (TEI's `Rank`).
+#[derive(Debug, Serialize)]
+struct Rank {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    score: f32,
+}
+
+/// `POST /rerank` (TEI): every text scored against the query by a
+/// cross-encoder, answered sorted by score, highest first. The query is
+/// tokenized once per text, so the query's bytes times the texts, plus the
+/// texts, may be at most `max_bytes` (the body limit): a request makes at
+/// most twice a body's tokenizing work.
+fn tei_rerank(
+    repo: &Repository,
+    req: &Request,
+    responder: Responder,
+    max_texts: usize,
+    max_bytes: usize,
+) {
+    let prepared = (|| -> Result<_, Failure> {
+        let (r, query, texts) = rerank_request(req, max_texts, max_bytes)?;
+        let name = default_text_model(repo, r.model, Some(Task::Rerank))?;
+        let (lease, text) = text_model(repo, &name, Some(Task::Rerank))?;
+        let truncate = r.truncate.unwrap_or(text.truncate);
+        let pairs: Vec<Result<Tokens, TextError>> = texts
+            .par_iter()
+            .map(|t| text.encode_pair(&query, t, truncate))
+            .collect();
+        let tokens = pairs
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.map_err(|e| Failure::from_text("texts", i, &e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let texts = r.return_text.then_some(texts);
+        Ok((lease, tokens, texts, r.raw_scores))
+    })();
+    let (lease, tokens, texts, raw) = match prepared {
+        Ok(p) => p,
+        Err(f) => {
+            let _ = responder.respond(f.tei());
+            return;
+        }
+    };
+    let count = tokens.len();
+    lease.submit_texts(
+        tokens,
+        Box::new(move |result| {
+            answer(count, responder, move || match result {
+                Ok(logits) => {
+                    ranks(&logits, texts, raw).map_or_else(|f| f.tei(), |r| json_response(&r))
+                }
+                Err(e) => Failure::from_engine(&e).tei(),
+            })
+        }),
+    );
+}
+
+/// A `/rerank` body, read and checked before any model is touched: the
+/// request, its query and its texts.
+fn rerank_request(
+    req: &Request,
+    max_texts: usize,
+    max_bytes: usize,
+) -> Result<(RerankRequest, String, Vec<String>), Failure> {
+    let mut r: RerankRequest = body(req)?;
+    let query = r
+        .query
+        .take()
+        .ok_or_else(|| Failure::invalid("query", "query is required"))?;
+    let texts = r
+        .texts
+        .take()
+        .ok_or_else(|| Failure::invalid("texts", "texts is required"))?;
+    if texts.is_empty() {
+        return Err(Failure::invalid("texts", "texts must not be empty"));
+    }
+    if texts.len() > max_texts {
+        return Err(Failure::invalid(
+            "texts",
+            format!("{} texts; at most {max_texts} per request", texts.len()),
+        ));
+    }
+    let work = text::pair_work(&query, &texts);
+    if work > max_bytes {
+        return Err(Failure {
+            status: 413,
+            message: format!(
+                "the query ({} bytes) paired with each of {} texts is {work} bytes to tokenize, over the limit of {max_bytes}; send a shorter query or fewer texts",
+                query.len(),
+                texts.len()
+            ),
+            param: Some("query"),
+            kind: Kind::TooLong,
+        });
+    }
+    match r.truncation_direction.as_deref() {
+        None => {}
+        Some(d) if d.eq_ignore_ascii_case("right") => {}
+        Some(d) => {
+            return Err(Failure::invalid(
+                "truncation_direction",
+                format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
+            ))
+        }
+    }
+    Ok((r, query, texts))
+}
+
+/// The ranks of one answer: each pair's logit (its one value), or its
+/// sigmoid unless `raw`, sorted by score, highest first (ties in request
+/// order); `texts` are echoed when the request asked.
+fn ranks(logits: &[Vec<f32>], texts: Option<Vec<String>>, raw: bool) -> Result<Vec<Rank>, Failure> {
+    let mut texts = texts.map(Vec::into_iter);
+    let mut out = Vec::with_capacity(logits.len());
+    for (index, v) in logits.iter().enumerate() {
+        let logit = v.first().copied().unwrap_or(f32::NAN);
+        let score = if raw { logit } else { text::sigmoid(logit) };
+        if score.is_nan() {
+            return Err(Failure {
+                status: 500,
+                message: format!("the model gave no score for texts[{index}] (NaN)"),
+                param: None,
+                kind: Kind::Server,
+            });
+        }
+        let text = texts.as_mut().and_then(Iterator::next);
+        out.push(Rank { index, text, score });
+    }
+    // Stable: equal scores keep the request's order.
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct TokenizeRequest {
+    #[serde(default)]
+    inputs: Option<Value>,
+    #[serde(default = "yes")]
+    add_special_tokens: bool,
+    /// Conduit's extension: which text model (default: the only one).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One token of a `/tokenize` answer (TEI's `SimpleToken`).
+#[derive(Serialize)]
+struct SimpleToken {
+    id: u32,
+    text: String,
+    special: bool,
+    start: Option<usize>,
+    stop: Option<usize>,
+}
+
+impl From<Piece> for SimpleToken {
+    fn from(p: Piece) -> SimpleToken {
+        SimpleToken {
+            id: p.id,
+            text: p.text,
+            special: p.special,
+            start: p.span.map(|s| s.0),
+            stop: p.span.map(|s| s.1),
+        }
+    }
+}
+
+/// `POST /tokenize` (TEI): each input's tokens, never truncated, a list
+/// per input even for one string.
+fn tei_tokenize(repo: &Repository, req: &Request, max_texts: usize) -> Result<Response, Failure> {
+    let r: TokenizeRequest = body(req)?;
+    let inputs = tei_inputs(r.inputs, max_texts)?;
+    let name = default_text_model(repo, r.model, None)?;
+    let (_lease, text) = text_model(repo, &name, None)?;
+    let special = r.add_special_tokens;
+    let all: Vec<Result<Vec<Piece>, TextError>> =
+        inputs.par_iter().map(|t| text.pieces(t, special)).collect();
+    let out = all
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.map(|ps| ps.into_iter().map(SimpleToken::from).collect::<Vec<_>>())
+                .map_err(|e| Failure::from_text("inputs", i, &e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json_response(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_are_sorted_by_score_with_ties_in_request_order() {
+        let logits = vec![vec![-1.0], vec![3.0], vec![-1.0], vec![0.0]];
+        let texts = Some(vec!["a".into(), "b".into(), "c".into(), "d".into()]);
+        let r = ranks(&logits, texts, false).unwrap();
+        let order: Vec<usize> = r.iter().map(|r| r.index).collect();
+        assert_eq!(order, vec![1, 3, 0, 2]);
+        assert_eq!(r[1].score, 0.5, "sigmoid(0)");
+        assert_eq!(r[0].text.as_deref(), Some("b"));
+        let raw = ranks(&logits, None, true).unwrap();
+        assert_eq!(raw[0].score, 3.0);
+        assert!(raw.iter().all(|r| r.text.is_none()));
+        assert_eq!(
+            serde_json::to_string(&raw[0]).unwrap(),
+            r#"{"index":1,"score":3.0}"#
+        );
+        let nan = ranks(&[vec![1.0], vec![f32::NAN]], None, false).unwrap_err();
+        assert_eq!(nan.kind, Kind::Server);
+        assert!(nan.message.contains("texts[1]"), "{}", nan.message);
+    }
 }

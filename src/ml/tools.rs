@@ -3,10 +3,10 @@
 //! Calls go through the same batcher as HTTP requests.
 
 use super::json::{decode_data, nested_shape, FlatData, Source};
-use super::model::TextSummary;
+use super::model::{Task, TextSummary};
 use super::repository::Repository;
 use super::tensor::{DType, Tensor, TensorSpec};
-use super::text::{self, Tokens};
+use super::text::{self, TextError, TextModel, Tokens};
 use super::Error;
 use crate::mcp::{self, Tool, ToolCtx, ToolError, ToolResult};
 use serde_json::{json, Map, Value};
@@ -122,9 +122,58 @@ fn wait<T>(
     }
 }
 
-/// The tool names of text model `name`.
-pub fn text_tool_names(name: &str) -> [String; 2] {
-    [format!("embed_{name}"), format!("rank_{name}")]
+/// The tool names of text model `name`: a reranker is `rerank_<name>`; an
+/// embedding model is `embed_<name>` and `rank_<name>` (cosine ranking).
+pub fn text_tool_names(name: &str, task: Task) -> Vec<String> {
+    match task {
+        Task::Embed => vec![format!("embed_{name}"), format!("rank_{name}")],
+        Task::Rerank => vec![format!("rerank_{name}")],
+    }
+}
+
+/// What a text model gave for a call's texts.
+struct TextRun {
+    /// One vector per text: an embedding, or a reranker's logit.
+    outputs: Vec<Vec<f32>>,
+    /// The model's text policy.
+    text: Arc<TextModel>,
+    /// Tokens used.
+    tokens: usize,
+}
+
+/// Runs the `n` texts that `encode` makes (tokenized in parallel) through
+/// text model `model`.
+fn run_texts(
+    repo: &Repository,
+    model: &str,
+    n: usize,
+    encode: impl Fn(&TextModel, usize) -> Result<Tokens, TextError> + Sync,
+    cx: &ToolCtx,
+) -> Result<TextRun, ToolError> {
+    use rayon::prelude::*;
+    let lease = repo.lease(model).map_err(failed)?;
+    let text = lease
+        .loaded
+        .text
+        .clone()
+        .ok_or_else(|| ToolError::Failed(format!("model {model:?} does not take text")))?;
+    let tokens: Vec<Tokens> = (0..n)
+        .into_par_iter()
+        .map(|i| encode(&text, i).map_err(|e| ToolError::Failed(format!("text {i}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let used = tokens.iter().map(Tokens::len).sum();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    lease.submit_texts(
+        tokens,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    Ok(TextRun {
+        outputs: wait(&rx, cx)?,
+        text,
+        tokens: used,
+    })
 }
 
 /// Embeds `texts` with text model `model`: unit vectors (when the model
@@ -135,34 +184,21 @@ fn embed(
     texts: &[String],
     cx: &ToolCtx,
 ) -> Result<(Vec<Vec<f32>>, usize), ToolError> {
-    use rayon::prelude::*;
-    let lease = repo.lease(model).map_err(failed)?;
-    let text = lease
-        .loaded
-        .text
-        .clone()
-        .ok_or_else(|| ToolError::Failed(format!("model {model:?} does not take text")))?;
-    let tokens: Vec<Tokens> = texts
-        .par_iter()
-        .enumerate()
-        .map(|(i, t)| {
-            text.encode(t, text.truncate)
-                .map_err(|e| ToolError::Failed(format!("text {i}: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let used = tokens.iter().map(Tokens::len).sum();
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    lease.submit_texts(
+    let TextRun {
+        mut outputs,
+        text,
         tokens,
-        Box::new(move |r| {
-            let _ = tx.send(r);
-        }),
-    );
-    let mut vectors = wait(&rx, cx)?;
+    } = run_texts(
+        repo,
+        model,
+        texts.len(),
+        |m, i| m.encode(&texts[i], m.truncate),
+        cx,
+    )?;
     if text.normalize {
-        vectors.iter_mut().for_each(|v| text::normalize(v));
+        outputs.iter_mut().for_each(|v| text::normalize(v));
     }
-    Ok((vectors, used))
+    Ok((outputs, tokens))
 }
 
 /// Strings of `args[key]` (the schema has checked their type and count).
@@ -177,26 +213,125 @@ fn strings(args: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `embed_<name>` and `rank_<name>` for text model `name`.
+/// The schema of a list of 1 to `max` texts.
+fn texts_schema(max: usize, what: &str) -> Value {
+    json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max, "description": what})
+}
+
+/// The input schema of the ranking tools.
+fn rank_schema(max: usize) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "description": "What to look for"},
+            "documents": texts_schema(max, &format!("1 to {max} documents to rank")),
+            "top_n": {"type": "integer", "minimum": 1, "description": "How many to return (default: all)"},
+        },
+        "required": ["query", "documents"],
+        "additionalProperties": false,
+    })
+}
+
+/// A ranking tool's answer: the `top_n` documents (default all) by score,
+/// best first (ties in input order), each with its index and score.
+fn ranked(model: &str, args: &Value, docs: &[String], scores: &[f32], tokens: usize) -> ToolResult {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let top = args
+        .get("top_n")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(order.len());
+    let results: Vec<Value> = order
+        .into_iter()
+        .take(top)
+        .map(|i| json!({"index": i, "score": scores[i], "document": docs[i]}))
+        .collect();
+    ToolResult::structured(json!({
+        "model": model,
+        "results": results,
+        "usage": {"tokens": tokens},
+    }))
+}
+
+/// The MCP tools of text model `name` (see [`text_tool_names`]).
 pub fn text_tools(
     repo: Arc<Repository>,
     name: &str,
     t: &TextSummary,
 ) -> Result<Vec<Tool>, mcp::Error> {
+    match t.task {
+        Task::Embed => embed_tools(repo, name, t),
+        Task::Rerank => Ok(vec![rerank_tool(repo, name, t)?]),
+    }
+}
+
+fn annotations() -> Value {
+    json!({"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false})
+}
+
+/// `rerank_<name>`: a cross-encoder scores each (query, document) pair.
+fn rerank_tool(repo: Arc<Repository>, name: &str, t: &TextSummary) -> Result<Tool, mcp::Error> {
     let max = repo.max_texts();
-    let [embed_name, rank_name] = text_tool_names(name);
-    let texts_schema = |what: &str| json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max, "description": what});
-    let annotations = json!({"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false});
+    let max_bytes = repo.max_input_bytes();
+    let model = name.to_string();
+    Ok(Tool::new(
+        &format!("rerank_{name}"),
+        &format!(
+            "Reranks documents by relevance to a query with the cross-encoder {name:?}, which reads the query and each document together (more precise than comparing embeddings). A score is the model's probability that the document answers the query: near 1 relevant, near 0 not; compare scores within one call. A query and document together over {} tokens are cut to that length. Returns the top documents, best first, with their index in the input and their score. Batched with other callers'.",
+            t.max_length
+        ),
+        rank_schema(max),
+        move |args, cx| {
+            let query = args.get("query").and_then(Value::as_str).unwrap_or_default();
+            let docs = strings(&args, "documents");
+            // The query is tokenized once per document.
+            let work = text::pair_work(query, &docs);
+            if work > max_bytes {
+                return Err(ToolError::Failed(format!(
+                    "the query ({} bytes) paired with each of {} documents is {work} bytes to tokenize, over the limit of {max_bytes}; send a shorter query or fewer documents",
+                    query.len(),
+                    docs.len()
+                )));
+            }
+            let run = run_texts(
+                &repo,
+                &model,
+                docs.len(),
+                |m, i| m.encode_pair(query, &docs[i], m.truncate),
+                cx,
+            )?;
+            let scores: Vec<f32> = run
+                .outputs
+                .iter()
+                .map(|v| text::sigmoid(v.first().copied().unwrap_or(f32::NAN)))
+                .collect();
+            if scores.iter().any(|s| s.is_nan()) {
+                return Err(ToolError::Failed("the model gave no score (NaN)".into()));
+            }
+            Ok(ranked(&model, &args, &docs, &scores, run.tokens))
+        },
+    )?
+    .with_annotations(annotations()))
+}
+
+/// `embed_<name>` and `rank_<name>` for embedding model `name`.
+fn embed_tools(
+    repo: Arc<Repository>,
+    name: &str,
+    t: &TextSummary,
+) -> Result<Vec<Tool>, mcp::Error> {
+    let max = repo.max_texts();
     let (r, model) = (repo.clone(), name.to_string());
     let embed_tool = Tool::new(
-        &embed_name,
+        &format!("embed_{name}"),
         &format!(
             "Embeds texts with the text model {name:?}: each text becomes a {}-dimensional unit vector; the cosine similarity of two texts is the dot product of their vectors. Texts over {} tokens are cut to that length. Returns the vectors in input order and the tokens used. Batched with other callers'.",
             t.dim, t.max_length
         ),
         json!({
             "type": "object",
-            "properties": {"texts": texts_schema(&format!("1 to {max} texts to embed"))},
+            "properties": {"texts": texts_schema(max, &format!("1 to {max} texts to embed"))},
             "required": ["texts"],
             "additionalProperties": false,
         }),
@@ -211,23 +346,14 @@ pub fn text_tools(
             })))
         },
     )?
-    .with_annotations(annotations.clone());
+    .with_annotations(annotations());
     let (r, model) = (repo, name.to_string());
     let rank_tool = Tool::new(
-        &rank_name,
+        &format!("rank_{name}"),
         &format!(
             "Ranks documents by meaning against a query with the text model {name:?}: the cosine similarity of their embeddings (1 = same meaning, 0 = unrelated, below 0 = opposed). Returns the top documents, best first, with their index in the input and their score."
         ),
-        json!({
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "What to look for"},
-                "documents": texts_schema(&format!("1 to {} documents to rank", max.saturating_sub(1))),
-                "top_n": {"type": "integer", "minimum": 1, "description": "How many to return (default: all)"},
-            },
-            "required": ["query", "documents"],
-            "additionalProperties": false,
-        }),
+        rank_schema(max.saturating_sub(1)),
         move |args, cx| {
             let query = args.get("query").and_then(Value::as_str).unwrap_or_default();
             let docs = strings(&args, "documents");
@@ -235,31 +361,14 @@ pub fn text_tools(
             texts.push(query.to_string());
             texts.extend(docs.iter().cloned());
             let (vectors, tokens) = embed(&r, &model, &texts, cx)?;
-            let (q, rest) = vectors.split_first().ok_or_else(|| ToolError::Failed("no vectors".into()))?;
-            let mut ranked: Vec<(usize, f32)> = rest
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i, text::cosine(q, v)))
-                .collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let top = args
-                .get("top_n")
-                .and_then(Value::as_u64)
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(ranked.len());
-            let results: Vec<Value> = ranked
-                .into_iter()
-                .take(top)
-                .map(|(i, score)| json!({"index": i, "score": score, "document": docs[i]}))
-                .collect();
-            Ok(ToolResult::structured(json!({
-                "model": model,
-                "results": results,
-                "usage": {"tokens": tokens},
-            })))
+            let (q, rest) = vectors
+                .split_first()
+                .ok_or_else(|| ToolError::Failed("no vectors".into()))?;
+            let scores: Vec<f32> = rest.iter().map(|v| text::cosine(q, v)).collect();
+            Ok(ranked(&model, &args, &docs, &scores, tokens))
         },
     )?
-    .with_annotations(annotations);
+    .with_annotations(annotations());
     Ok(vec![embed_tool, rank_tool])
 }
 
@@ -325,7 +434,7 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
     let r = repo.clone();
     let list = Tool::new(
         "list_models",
-        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tool that runs each (text models: embed_<name> and rank_<name>).",
+        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tools that run each (embedding models: embed_<name> and rank_<name>; rerankers: rerank_<name>).",
         json!({"type": "object", "properties": {}, "additionalProperties": false}),
         move |_args, _cx| {
             let models: Vec<Value> = r
@@ -336,7 +445,7 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
                     let mut o = json!({"name": e.name, "state": e.state});
                     match text {
                         Some(t) => {
-                            o["tools"] = json!(text_tool_names(&e.name));
+                            o["tools"] = json!(text_tool_names(&e.name, t.task));
                             o["text"] = json!({"dimensions": t.dim, "max_tokens": t.max_length});
                         }
                         None => o["tool"] = tool_name(&e.name).into(),

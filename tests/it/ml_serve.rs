@@ -886,3 +886,52 @@ fn the_repository_api_refuses_cross_origin_and_non_json_writes() {
     assert_eq!(exchange(a, &raw).0.status, 200);
     infer_ok(a, "mlp", &mlp_request(&[mlp_row(0)]));
 }
+
+#[test]
+fn a_rerank_model_without_one_logit_per_pair_refuses_to_load() {
+    // The fixture reranker loads; bert_like with task = "rerank" has only
+    // token vectors, [batch, sequence, 8], and says so.
+    let repo = temp_repo("rerank");
+    let lexical = format!("{ROOT}/tests/fixtures/text/lexical_rerank");
+    for (name, model) in [("good", "text/lexical_rerank"), ("bad", "text/bert_like")] {
+        add_model(
+            &repo,
+            model,
+            name,
+            Some("task = \"rerank\"\nmax_length = 64\n"),
+        );
+        std::fs::copy(
+            format!("{lexical}/tokenizer.json"),
+            repo.join(name).join("tokenizer.json"),
+        )
+        .unwrap();
+    }
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let idx = wait_all_tried(a);
+    let bad = idx.iter().find(|e| e["name"] == "bad").unwrap();
+    assert_eq!(bad["state"], "UNAVAILABLE", "{bad}");
+    let why = bad["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("one logit per pair") && why.contains("last_hidden_state"),
+        "{why}"
+    );
+    let body = json!({"query": "q", "texts": ["q"], "model": "bad"});
+    let r = post_json(a, "/rerank", &body);
+    // TEI's status for a backend that cannot run: 424, with the reason.
+    assert_eq!(r.status, 424, "{}", r.body_str());
+    assert_eq!(r.json()["error_type"], "Backend");
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("one logit per pair"));
+    // Without "model": two rerank models, so a request must name one.
+    let r = post_json(a, "/rerank", &json!({"query": "q", "texts": ["q"]}));
+    assert_eq!(r.status, 422, "{}", r.body_str());
+    let r = post_json(
+        a,
+        "/rerank",
+        &json!({"query": "q", "texts": ["q"], "model": "good"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+}

@@ -1,8 +1,11 @@
 //! Text models over the wire (issue #14): OpenAI `/v1/embeddings` and
 //! `/v1/models`, TEI `/embed`, on the real all-MiniLM-L6-v2 (int8) with its
 //! Hugging Face tokenizer, fetched by `scripts/fetch-text-models` into
-//! `models/minilm`. (tests/text/ checks the vectors against Python
-//! `tokenizers` + `onnxruntime` and the official `openai` client.)
+//! `models/minilm`; TEI `/rerank` on `models/lexical-rerank` (the committed
+//! word-overlap cross-encoder `tests/fixtures/text/lexical_rerank`, which the
+//! same script copies there) and TEI `/tokenize`. (tests/text/ checks the
+//! vectors and scores against Python `tokenizers` + `onnxruntime` and the
+//! official `openai` client.)
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -143,7 +146,7 @@ fn usage_counts_tokens_and_long_texts_are_cut_to_max_length() {
     assert_eq!(r.status, 413, "{}", r.body_str());
     let err = r.json()["error"].as_str().unwrap_or_default().to_string();
     assert!(
-        err.contains("input[1]") && err.contains("302 tokens"),
+        err.contains("inputs[1]") && err.contains("302 tokens"),
         "{err}"
     );
     assert_eq!(r.json()["error_type"], "Validation");
@@ -246,6 +249,15 @@ fn bad_requests_get_openai_errors_and_nothing_else_is_disturbed() {
     let many: Vec<&str> = vec!["x"; 2049];
     let r = embeddings(json!(many));
     assert_eq!(r.status, 400, "{}", r.body_str());
+    // The http layer's 413 for a body over ml.max_input_bytes (64 MiB) is
+    // OpenAI's shape too.
+    let head = format!(
+        "POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        (64 << 20) + 1
+    );
+    let r = exchange(a, head.as_bytes()).0;
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
     // The model still answers.
     assert_eq!(vectors(&embeddings(json!("still here"))).len(), 1);
     let listed = get_json(a, "/v1/models").json();
@@ -362,4 +374,310 @@ fn request_limits_answer_413_naming_the_text_and_dimensions_need_the_model_train
         post(server(), "/v1/embeddings", body.as_bytes()).status,
         400
     );
+}
+
+const RERANKER: &str = "lexical-rerank";
+const QUERY: &str = "What is the capital of France?";
+
+fn rerank(body: Value) -> RawResponse {
+    post(server(), "/rerank", body.to_string().as_bytes())
+}
+
+/// The `(index, score)` pairs of a 200 `/rerank` answer, in answer order.
+#[track_caller]
+fn ranked(r: &RawResponse) -> Vec<(usize, f64)> {
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    r.json()
+        .as_array()
+        .expect("an array of ranks")
+        .iter()
+        .map(|x| {
+            (
+                x["index"].as_u64().expect("index") as usize,
+                x["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// A TEI error: this status, `error_type`, and `want` in the message.
+#[track_caller]
+fn tei_error(r: &RawResponse, status: u16, kind: &str, want: &str) {
+    assert_eq!(r.status, status, "{}", r.body_str());
+    let v = r.json();
+    assert_eq!(v["error_type"], kind, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains(want), "{want:?} not in {msg:?}");
+}
+
+fn passages() -> Vec<&'static str> {
+    vec![
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital and largest city of France.",
+        "France is a country in western Europe.",
+        "Lyon is a city in France, but it is not the capital.",
+    ]
+}
+
+#[test]
+fn rerank_sorts_by_score_and_each_rank_keeps_its_index() {
+    let texts = passages();
+    let r = rerank(json!({"query": QUERY, "texts": texts}));
+    let got = ranked(&r);
+    let order: Vec<usize> = got.iter().map(|&(i, _)| i).collect();
+    // All of capital + france beats france alone, which beats nothing; of
+    // two with all words, the shorter text first.
+    assert_eq!(order, vec![1, 3, 2, 0], "{}", r.body_str());
+    assert!(got.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(
+        got.iter().all(|&(_, s)| s > 0.0 && s < 1.0),
+        "sigmoid scores"
+    );
+    assert!(
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x.get("text").is_none()),
+        "no text unless asked: {}",
+        r.body_str()
+    );
+    // raw_scores: the model's logits, whose sigmoid the default gives.
+    let raw = ranked(&rerank(
+        json!({"query": QUERY, "texts": texts, "raw_scores": true}),
+    ));
+    assert_eq!(raw.iter().map(|&(i, _)| i).collect::<Vec<_>>(), order);
+    for (&(i, s), &(j, logit)) in got.iter().zip(&raw) {
+        assert_eq!(i, j);
+        let sig = 1.0 / (1.0 + (-logit).exp());
+        assert!(
+            (s - sig).abs() < 1e-6,
+            "texts[{i}]: {s} vs sigmoid({logit})"
+        );
+    }
+    // The fixture's logit: 10 x (share of the query's words found) - 5
+    // - 0.005 x (text tokens): "paris is the capital ... france . [SEP]" is 11.
+    assert!((raw[0].1 - 4.945).abs() < 1e-5, "{raw:?}");
+    // return_text echoes each rank's own text.
+    let r = rerank(json!({"query": QUERY, "texts": texts, "return_text": true}));
+    for x in r.json().as_array().unwrap() {
+        let i = x["index"].as_u64().unwrap() as usize;
+        assert_eq!(x["text"], texts[i], "{x}");
+    }
+}
+
+#[test]
+fn agents_rerank_through_the_rerankers_mcp_tool_with_the_http_scores() {
+    use crate::mcp_http::{initialize, result};
+    let a = server();
+    let sid = initialize(a);
+    let tools = result(a, &sid, "tools/list", json!({}));
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let tool = format!("rerank_{RERANKER}");
+    assert!(names.contains(&tool.as_str()), "{names:?}");
+    // A reranker makes no vectors: no embed_ or cosine rank_ tool for it.
+    assert!(
+        !names.contains(&format!("embed_{RERANKER}").as_str())
+            && !names.contains(&format!("rank_{RERANKER}").as_str()),
+        "{names:?}"
+    );
+    let texts = passages();
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": tool, "arguments": {"query": QUERY, "documents": texts, "top_n": 3}}),
+    );
+    let results = r["structuredContent"]["results"].as_array().unwrap();
+    let by_tool: Vec<(usize, f64)> = results
+        .iter()
+        .map(|x| {
+            let i = x["index"].as_u64().unwrap() as usize;
+            assert_eq!(x["document"], texts[i], "{x}");
+            (i, x["score"].as_f64().unwrap())
+        })
+        .collect();
+    let by_http = ranked(&rerank(json!({"query": QUERY, "texts": texts})));
+    assert_eq!(by_tool.len(), 3, "{r}");
+    for (&(i, s), &(j, t)) in by_tool.iter().zip(&by_http) {
+        assert_eq!(i, j, "{r}");
+        assert!((s - t).abs() < 1e-6, "texts[{i}]: {s} vs {t}");
+    }
+    assert!(r["structuredContent"]["usage"]["tokens"].as_u64().unwrap() > 0);
+    // A query too long to pair with every document is a tool error.
+    let long = "capital ".repeat(50_000);
+    let docs = vec!["x"; 200];
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": tool, "arguments": {"query": long, "documents": docs}}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+}
+
+#[test]
+fn rerank_batched_alone_and_concurrent_give_the_same_scores() {
+    let texts = passages();
+    let all: Vec<(usize, f64)> = ranked(&rerank(
+        json!({"query": QUERY, "texts": texts, "raw_scores": true, "model": RERANKER}),
+    ));
+    let alone: Vec<f64> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                s.spawn(move || {
+                    ranked(&rerank(
+                        json!({"query": QUERY, "texts": [t], "raw_scores": true}),
+                    ))[0]
+                        .1
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, score) in all {
+        assert!(
+            (score - alone[i]).abs() < 1e-6,
+            "texts[{i}]: {score} vs {}",
+            alone[i]
+        );
+    }
+}
+
+#[test]
+fn rerank_truncates_long_pairs_unless_told_not_to() {
+    // [CLS] capital of france [SEP] + 600 words + [SEP] = 606 > 512.
+    let long = "word ".repeat(600);
+    let texts = json!(["capital of france", long]);
+    let r = rerank(json!({"query": "capital of france", "texts": texts, "raw_scores": true}));
+    let got = ranked(&r);
+    assert_eq!(got.len(), 2);
+    let r = rerank(json!({"query": "capital of france", "texts": texts, "truncate": false}));
+    tei_error(&r, 413, "Validation", "texts[1] has 606 tokens");
+    assert!(r.body_str().contains("512"), "{}", r.body_str());
+}
+
+#[test]
+fn rerank_errors_have_tei_shape() {
+    let many: Vec<&str> = vec!["x"; 2049];
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"texts": ["a"]}), 422, "query"),
+        (json!({"query": "q"}), 422, "texts"),
+        (json!({"query": "q", "texts": []}), 422, "texts"),
+        (
+            json!({"query": "q", "texts": [1]}),
+            422,
+            "not a valid request",
+        ),
+        (json!({"query": "q", "texts": many}), 422, "at most 2048"),
+        (
+            json!({"query": "q", "texts": ["a"], "model": "minilm"}),
+            422,
+            "not a reranker",
+        ),
+        (
+            json!({"query": "q", "texts": ["a"], "model": "nope"}),
+            404,
+            "nope",
+        ),
+        (
+            json!({"query": "q", "texts": ["a"], "truncation_direction": "left"}),
+            422,
+            "truncation_direction",
+        ),
+    ];
+    for (body, status, want) in cases {
+        let r = rerank(body.clone());
+        assert_eq!(r.status, status, "{body}: {}", r.body_str());
+        tei_error(&r, status, "Validation", want);
+    }
+    let r = post(server(), "/rerank", b"not json");
+    tei_error(&r, 422, "Validation", "not a valid request");
+    // The query is tokenized once per text: 40 KB x 2048 texts is 80 MB of
+    // tokenizing from a 48 KB body, over ml.max_input_bytes (64 MiB).
+    let body = json!({"query": "q".repeat(40_000), "texts": vec!["x"; 2048]});
+    let r = rerank(body);
+    tei_error(&r, 413, "Validation", "bytes to tokenize");
+    // An embedding request for the reranker is refused as clearly.
+    let r = post(
+        server(),
+        "/embed",
+        json!({"inputs": "x", "model": RERANKER})
+            .to_string()
+            .as_bytes(),
+    );
+    tei_error(&r, 422, "Validation", "is a reranker");
+    let body = json!({"model": RERANKER, "input": "x"}).to_string();
+    let r = post(server(), "/v1/embeddings", body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["param"], "model");
+    // /embed without a model still means the only embedding model.
+    let r = post(server(), "/embed", br#"{"inputs": "x"}"#);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+}
+
+#[test]
+fn tokenize_lists_each_token_with_its_characters() {
+    let body = json!({"inputs": "Héllo, wörld!", "model": "minilm"});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        r.json(),
+        json!([[
+            {"id": 101, "text": "[CLS]", "special": true, "start": null, "stop": null},
+            {"id": 7592, "text": "Héllo", "special": false, "start": 0, "stop": 5},
+            {"id": 1010, "text": ",", "special": false, "start": 5, "stop": 6},
+            {"id": 2088, "text": "wörld", "special": false, "start": 7, "stop": 12},
+            {"id": 999, "text": "!", "special": false, "start": 12, "stop": 13},
+            {"id": 102, "text": "[SEP]", "special": true, "start": null, "stop": null},
+        ]])
+    );
+    let body = json!({"inputs": ["a b", "c"], "add_special_tokens": false, "model": RERANKER});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let v = r.json();
+    let lens: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_array().unwrap().len())
+        .collect();
+    assert_eq!(lens, vec![2, 1], "{v}");
+    assert_eq!(
+        v[0][1],
+        json!({"id": 1038, "text": "b", "special": false, "start": 2, "stop": 3})
+    );
+    // Never truncated (a limit is the route's body size).
+    let body = json!({"inputs": "word ".repeat(600), "model": "minilm"});
+    let r = post(server(), "/tokenize", body.to_string().as_bytes());
+    assert_eq!(r.json()[0].as_array().map(Vec::len), Some(602));
+    // Two text models here: one must be named.
+    let r = post(server(), "/tokenize", br#"{"inputs": "x"}"#);
+    tei_error(&r, 422, "Validation", "several text models");
+    let r = post(
+        server(),
+        "/tokenize",
+        br#"{"inputs": [], "model": "minilm"}"#,
+    );
+    tei_error(&r, 422, "Validation", "inputs");
+    let r = post(
+        server(),
+        "/tokenize",
+        br#"{"inputs": "x", "model": "demo"}"#,
+    );
+    tei_error(&r, 422, "Validation", "no tokenizer.json");
+    // Its body is held to ml.max_tokenize_bytes (2,000,000), JSON
+    // whitespace included.
+    let padded = |n: usize| format!(r#"{{"inputs": "x", "model": "minilm"}}{}"#, " ".repeat(n));
+    assert_eq!(padded(1_999_966).len(), 2_000_000);
+    let r = post(server(), "/tokenize", padded(1_999_966).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let r = post(server(), "/tokenize", padded(1_999_967).as_bytes());
+    tei_error(&r, 413, "Validation", "");
 }

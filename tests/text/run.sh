@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Text embedding reference tests (issue #14): the official `openai` Python
+# Text model reference tests (issue #14): the official `openai` Python
 # client and raw HTTP against conduit's OpenAI /v1/embeddings and /v1/models
-# and its TEI-compatible /embed, every vector compared with a reference the
-# test computes itself (Python `tokenizers` + onnxruntime on the same
-# tokenizer.json and model.onnx, mean pooling over the mask, L2 norm), and
-# with sentence-transformers' fp32 model (bert_ref.py: numpy, no torch).
+# and its TEI-compatible /embed, /rerank and /tokenize, every vector, score
+# and token compared with a reference the test computes itself (Python
+# `tokenizers` + onnxruntime on the same tokenizer.json and model.onnx, mean
+# pooling over the mask, L2 norm), and with sentence-transformers' fp32
+# model (bert_ref.py: numpy, no torch).
 #
 #   tests/text/run.sh [pytest args]      e.g. -k tei, -x, -v
 #
@@ -18,8 +19,9 @@
 # python3, >= 3.10) and installs requirements.txt into it, again only when
 # that file changes.
 # The test module starts one `conduit serve --listen 127.0.0.1:0 --models
-# models` (the repository's own models/: demo and minilm) and stops it with
-# SIGTERM; the run takes well under a minute on two cores with a debug build.
+# models` (the repository's own models/: demo, minilm and lexical-rerank)
+# and stops it with SIGTERM; the run takes well under a minute on two cores
+# with a debug build.
 # Output ends with pytest's summary line ("N passed in S s"); the exit status
 # is pytest's.
 set -euo pipefail

@@ -1,10 +1,12 @@
-"""Text embeddings (issue #14): the official ``openai`` client and raw HTTP as
+"""Text models (issue #14): the official ``openai`` client and raw HTTP as
 clients of `conduit`'s OpenAI ``/v1/embeddings`` + ``/v1/models`` and its
-TEI-compatible ``/embed``, checked against a reference computed here.
+TEI-compatible ``/embed``, ``/rerank`` and ``/tokenize``, checked against a
+reference computed here.
 
 A module-scoped `conduit serve --listen 127.0.0.1:0 --models <repo>/models`
-serves the repository's own model directory, which must hold ``minilm``
-(``scripts/fetch-text-models`` writes it; ``run.sh`` runs it first).
+serves the repository's own model directory, which must hold ``minilm`` and
+``lexical-rerank`` (``scripts/fetch-text-models`` writes both; ``run.sh``
+runs it first).
 
 The reference is computed in the test, never stored: the Python
 ``tokenizers`` package loads the same ``models/minilm/tokenizer.json`` with
@@ -14,7 +16,12 @@ test says so; ``onnxruntime`` (the version conduit loads) runs the same
 ``model.onnx`` on input_ids, attention_mask (ones) and token_type_ids
 (zeros); the embedding is the mean of ``last_hidden_state`` over the tokens
 (attention_mask = 1), L2-normalized. A server vector matches when its cosine
-to the reference is >= 0.9999.
+to the reference is >= 0.9999. For ``/rerank`` the same ``tokenizers`` loads
+``models/lexical-rerank/tokenizer.json`` (padding off, truncation of the pair
+to 512 tokens, longest first) and encodes each (query, text) pair with its
+pair template; ``onnxruntime`` runs ``model.onnx`` on the pair's ids, mask
+and type ids, one pair per run, and its ``logits`` value is the raw score
+(|difference| <= 1e-4), its sigmoid the default score.
 
 Agreement with the model itself (issue #14: sentence-transformers' fp32
 all-MiniLM-L6-v2, which conduit serves as an int8 ONNX graph) is checked
@@ -47,6 +54,14 @@ The API contract these tests hold the server to:
   arrays of floats; ``"truncate": false`` and a text over 256 tokens is a 413
   whose message names the text's index and its token count ([CLS] and [SEP]
   included).
+* ``POST /rerank`` as TEI's: ``query``, ``texts``, ``raw_scores``,
+  ``return_text``, ``truncate``; the answer is ``[{"index", "score"}]`` (and
+  ``"text"`` when asked) sorted by score, highest first; ``"truncate":
+  false`` and a pair over 512 tokens is a 413 naming ``texts[i]``.
+* ``POST /tokenize`` as TEI's: ``inputs`` a string or a list of strings,
+  ``add_special_tokens`` (default true); one list per input of ``{"id",
+  "text", "special", "start", "stop"}``, ``start``/``stop`` char offsets
+  (null for special tokens).
 
 The binary comes from ``CONDUIT_BIN`` (default: ``target/debug/conduit``);
 ONNX Runtime from ``ORT_DYLIB_PATH`` (default: ``.cache/onnxruntime``, where
@@ -84,6 +99,10 @@ ORT_DYLIB = os.environ.get(
 MODELS = REPO / "models"
 MODEL = "minilm"
 MODEL_DIR = MODELS / MODEL
+RERANKER = "lexical-rerank"
+RERANKER_DIR = MODELS / RERANKER
+RERANK_MAX_TOKENS = 512  # its config.toml max_length
+MAX_SCORE_DIFF = 1e-4
 DIM = 384
 MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length
 MIN_COS = 0.9999
@@ -725,3 +744,160 @@ def test_fp32_agreement(base: str, client: OpenAI, ref: Reference, fp32: BertRef
     low = {n: round(c, 6) for n, c in cos.items() if c < FP32_MIN_COS}
     assert not low, f"cosine to fp32 under {FP32_MIN_COS}: {low}\n{table}"
     assert median >= FP32_MEDIAN_COS, f"median cosine to fp32 {median:.6f} < {FP32_MEDIAN_COS}\n{table}"
+# TEI /rerank and /tokenize
+# --------------------------------------------------------------------------
+
+
+class RerankReference:
+    """lexical-rerank's logits computed from the files conduit serves."""
+
+    def __init__(self) -> None:
+        for f in ("model.onnx", "tokenizer.json", "config.toml"):
+            if not (RERANKER_DIR / f).is_file():
+                pytest.fail(f"{RERANKER_DIR / f} missing (run scripts/fetch-text-models)")
+        self.full = Tokenizer.from_file(str(RERANKER_DIR / "tokenizer.json"))
+        self.full.no_padding()
+        self.full.no_truncation()
+        self.trunc = Tokenizer.from_file(str(RERANKER_DIR / "tokenizer.json"))
+        self.trunc.no_padding()
+        self.trunc.enable_truncation(max_length=RERANK_MAX_TOKENS, strategy="longest_first")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(RERANKER_DIR / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def count(self, query: str, text: str) -> int:
+        return len(self.full.encode(query, text).ids)
+
+    def logits(self, query: str, texts: Sequence[str], truncate: bool = True) -> list[float]:
+        out = []
+        for t in texts:
+            enc = (self.trunc if truncate else self.full).encode(query, t)
+            feed = {
+                "input_ids": np.array([enc.ids], dtype=np.int64),
+                "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
+                "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
+            }
+            (logits,) = self.session.run(["logits"], feed)
+            out.append(float(logits.reshape(-1)[0]))
+        return out
+
+
+@pytest.fixture(scope="module")
+def rref() -> RerankReference:
+    return RerankReference()
+
+
+def sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+QUERY = "What is the capital of France?"
+PASSAGES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Paris is the capital and largest city of France.",
+    "France is a country in western Europe; its capital is Paris.",
+    "Berlin is the capital of Germany.",
+    "Café culture in Paris, France: croissants, naïve tourists and the Eiffel Tower 🗼",
+    "",
+]
+
+
+def check_ranks(body: Any, want: list[float], texts: Sequence[str] | None = None) -> None:
+    """``body`` ranks every text once, sorted by score, each within 1e-4 of ``want``."""
+    assert isinstance(body, list) and len(body) == len(want), f"want {len(want)} ranks: {body!r}"
+    assert sorted(r["index"] for r in body) == list(range(len(want))), body
+    scores = [r["score"] for r in body]
+    assert scores == sorted(scores, reverse=True), f"not sorted by score: {scores}"
+    for r in body:
+        i = r["index"]
+        assert abs(r["score"] - want[i]) <= MAX_SCORE_DIFF, f"texts[{i}]: {r['score']} vs reference {want[i]}"
+        if texts is None:
+            assert "text" not in r, r
+        else:
+            assert r["text"] == texts[i], r
+
+
+def test_tei_rerank_matches_the_reference(base: str, rref: RerankReference) -> None:
+    logits = rref.logits(QUERY, PASSAGES)
+    assert len(set(logits)) == len(logits), logits  # an index mix-up would show
+    r = post_utf8(base, "/rerank", {"query": QUERY, "texts": PASSAGES, "raw_scores": True})
+    assert r.status_code == 200, r.text[:300]
+    check_ranks(json_body(r), logits)
+    r = post_utf8(base, "/rerank", {"query": QUERY, "texts": PASSAGES, "return_text": True})
+    assert r.status_code == 200, r.text[:300]
+    check_ranks(json_body(r), [sigmoid(x) for x in logits], PASSAGES)
+    # One text at a time gives the same scores as all together.
+    for i, t in enumerate(PASSAGES[:3]):
+        r = post_utf8(base, "/rerank", {"query": QUERY, "texts": [t], "raw_scores": True})
+        assert r.status_code == 200, r.text[:300]
+        check_ranks(json_body(r), [logits[i]])
+
+
+def test_tei_rerank_ranks_the_relevant_passage_first(base: str) -> None:
+    query = "How many legs does a spider have?"
+    texts = [
+        "The stock market fell sharply on Monday after weak earnings reports.",
+        "A spider has eight legs, while an insect has six.",
+        "Bake the bread at 220 degrees for forty minutes.",
+    ]
+    r = post(base, "/rerank", {"query": query, "texts": texts})
+    assert r.status_code == 200, r.text[:300]
+    body = json_body(r)
+    assert body[0]["index"] == 1, body
+    assert body[0]["score"] > 0.5 > body[-1]["score"], body
+
+
+def test_tei_rerank_truncation(base: str, rref: RerankReference) -> None:
+    # The query's words come after 600 filler words: cut at 512 tokens they
+    # are gone, and the score says so.
+    text = "filler " * 600 + "paris is the capital of france"
+    assert rref.count(QUERY, text) > RERANK_MAX_TOKENS
+    want = rref.logits(QUERY, [text])
+    assert abs(want[0] - rref.logits(QUERY, [text], truncate=False)[0]) > 1.0  # the test can tell
+    r = post(base, "/rerank", {"query": QUERY, "texts": [text], "raw_scores": True, "truncate": True})
+    assert r.status_code == 200, r.text[:300]
+    check_ranks(json_body(r), want)
+    r = post(base, "/rerank", {"query": QUERY, "texts": ["short", text], "truncate": False})
+    assert r.status_code == 413, f"status {r.status_code}: {r.text[:300]!r}"
+    msg = error_message(json_body(r))
+    assert "texts[1]" in msg and str(rref.count(QUERY, text)) in msg, msg
+
+
+def test_tei_rerank_errors(base: str) -> None:
+    for body, status in [
+        ({"query": "q", "texts": []}, 422),
+        ({"texts": ["a"]}, 422),
+        ({"query": "q", "texts": ["a"], "model": MODEL}, 422),
+        ({"query": "q", "texts": ["a"], "model": "no-such-model"}, 404),
+    ]:
+        r = post(base, "/rerank", body)
+        assert r.status_code == status, f"{body}: {r.status_code} {r.text[:300]!r}"
+        err = json_body(r)
+        assert isinstance(err.get("error"), str) and isinstance(err.get("error_type"), str), err
+
+
+def test_tei_tokenize_matches_the_tokenizer(base: str, ref: Reference) -> None:
+    texts = [SENTENCES[0], UNICODE["emoji"], "Héllo, wörld!"]
+    for special in (True, False):
+        r = post_utf8(base, "/tokenize", {"inputs": texts, "add_special_tokens": special, "model": MODEL})
+        assert r.status_code == 200, r.text[:300]
+        body = json_body(r)
+        assert isinstance(body, list) and len(body) == len(texts), body
+        for text, got in zip(texts, body):
+            enc = ref.full.encode(text, add_special_tokens=special)
+            assert [t["id"] for t in got] == enc.ids, text
+            for t, tok, (start, stop), sp in zip(got, enc.tokens, enc.offsets, enc.special_tokens_mask):
+                assert set(t) == {"id", "text", "special", "start", "stop"}, t
+                assert t["special"] == bool(sp), t
+                if sp:
+                    assert (t["text"], t["start"], t["stop"]) == (tok, None, None), t
+                else:
+                    assert (t["start"], t["stop"]) == (start, stop), (t, start, stop)
+                    assert t["text"] == text[start:stop], t
+    r = post(base, "/tokenize", {"inputs": "one string", "model": MODEL})
+    assert r.status_code == 200, r.text[:300]
+    body = json_body(r)
+    assert len(body) == 1 and [t["text"] for t in body[0]] == ["[CLS]", "one", "string", "[SEP]"], body
