@@ -248,23 +248,39 @@ fn text_model(
         )
     })?;
     match task {
-        Some(want) if want != text.task => Err(Failure::invalid(
-            "model",
-            match want {
-                Task::Embed => format!(
-                    "model {name:?} is a reranker (task = \"rerank\"): it scores (query, text) pairs on /rerank and makes no embeddings"
-                ),
-                Task::Rerank => format!(
-                    "model {name:?} is an embedding model (task = \"{}\"), not a reranker: /rerank needs a cross-encoder whose config.toml says task = \"rerank\"",
-                    text.task.name()
-                ),
-            },
-        )),
+        Some(want) if want != text.task => {
+            Err(Failure::invalid("model", wrong_task(name, want, text.task)))
+        }
         _ => Ok((lease, text)),
     }
 }
 
-/// What a request asks to embed.
+/// Why model `name`, which does `has`, cannot serve a route for `want`.
+fn wrong_task(name: &str, want: Task, has: Task) -> String {
+    let noun = |t: Task| match t {
+        Task::Embed => "an embedding model",
+        Task::Rerank => "a reranker",
+        Task::Classify => "a classifier",
+    };
+    let does = match has {
+        Task::Embed => "it makes embeddings (/embed, /v1/embeddings)",
+        Task::Rerank => "it scores (query, text) pairs on /rerank and makes no embeddings",
+        Task::Classify => "it labels texts on /predict and makes no embeddings",
+    };
+    let needs = match want {
+        Task::Embed => "embeddings need a model whose config.toml says task = \"embed\" (the default)",
+        Task::Rerank => "/rerank needs a cross-encoder whose config.toml says task = \"rerank\"",
+        Task::Classify => "/predict needs a sequence classifier whose config.toml says task = \"classify\" and names its labels",
+    };
+    format!(
+        "model {name:?} is {} (task = \"{}\"), not {}: {does}; {needs}",
+        noun(has),
+        has.name(),
+        noun(want)
+    )
+}
+
+/// What a request asks to run.
 enum Inputs {
     Texts(Vec<String>),
     Ids(Vec<Vec<u32>>),
@@ -275,6 +291,14 @@ impl Inputs {
         match self {
             Inputs::Texts(t) => t.len(),
             Inputs::Ids(i) => i.len(),
+        }
+    }
+
+    /// The bytes of each input to tokenize (none for token ids).
+    fn bytes(&self) -> Vec<usize> {
+        match self {
+            Inputs::Texts(t) => t.iter().map(String::len).collect(),
+            Inputs::Ids(_) => Vec::new(),
         }
     }
 }
@@ -347,18 +371,16 @@ fn tokenize(
             ),
         ));
     }
-    if let Inputs::Texts(texts) = &inputs {
-        if let Some((i, t)) = texts
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.len() > limits.text_bytes)
-        {
-            return Err(too_many(format!(
-                "{param}[{i}] is {} bytes; at most {} per text",
-                t.len(),
-                limits.text_bytes
-            )));
-        }
+    if let Some((i, n)) = inputs
+        .bytes()
+        .into_iter()
+        .enumerate()
+        .find(|&(_, n)| n > limits.text_bytes)
+    {
+        return Err(too_many(format!(
+            "{param}[{i}] is {n} bytes; at most {} per text",
+            limits.text_bytes
+        )));
     }
     let out: Vec<Result<Tokens, TextError>> = match inputs {
         Inputs::Texts(texts) => texts.par_iter().map(|t| text.encode(t, truncate)).collect(),
@@ -583,6 +605,7 @@ fn default_text_model(
     let what = match task {
         Some(Task::Embed) => "embedding model",
         Some(Task::Rerank) => "rerank model",
+        Some(Task::Classify) => "classify model",
         None => "text model",
     };
     match repo.text_names(task).as_slice() {
@@ -779,17 +802,20 @@ fn rerank_request(
             kind: Kind::TooLong,
         });
     }
-    match r.truncation_direction.as_deref() {
-        None => {}
-        Some(d) if d.eq_ignore_ascii_case("right") => {}
-        Some(d) => {
-            return Err(Failure::invalid(
-                "truncation_direction",
-                format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
-            ))
-        }
-    }
+    check_direction(r.truncation_direction.as_deref())?;
     Ok((r, query, texts))
+}
+
+/// TEI's `truncation_direction`: only `right` (the default) is served.
+fn check_direction(d: Option<&str>) -> Result<(), Failure> {
+    match d {
+        None => Ok(()),
+        Some(d) if d.eq_ignore_ascii_case("right") => Ok(()),
+        Some(d) => Err(Failure::invalid(
+            "truncation_direction",
+            format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
+        )),
+    }
 }
 
 /// The ranks of one answer: each pair's logit (its one value), or its
@@ -878,6 +904,27 @@ fn tei_tokenize(repo: &Repository, req: &Request, max_texts: usize) -> Result<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_for_another_task_says_what_the_model_is_and_what_it_needs() {
+        let m = wrong_task("m", Task::Classify, Task::Embed);
+        assert!(
+            m.contains("is an embedding model")
+                && m.contains("not a classifier")
+                && m.contains("/predict"),
+            "{m}"
+        );
+        let m = wrong_task("m", Task::Embed, Task::Rerank);
+        assert!(
+            m.contains("is a reranker") && m.contains("makes no embeddings"),
+            "{m}"
+        );
+        let m = wrong_task("m", Task::Rerank, Task::Classify);
+        assert!(
+            m.contains("is a classifier") && m.contains("not a reranker"),
+            "{m}"
+        );
+    }
 
     #[test]
     fn ranks_are_sorted_by_score_with_ties_in_request_order() {
