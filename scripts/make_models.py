@@ -38,12 +38,27 @@ Writes (deterministically, fixed seeds):
   package on PyPI or npm ships a cross-encoder's ONNX graph; this one lets
   the rerank path be tested end to end with scores that rank an obviously
   relevant passage first.
+- tests/fixtures/text/lexical_classify/model.onnx: a sequence classifier in
+  the shape of a BERT text-classification export (`input_ids`,
+  `attention_mask`, `token_type_ids` int64 [batch, sequence] -> `logits`
+  float32 [batch, 3], labels negative, neutral, positive in its
+  config.toml) that scores sentiment by counting words instead of running a
+  transformer: s = (attended tokens that are one of POSITIVE_WORDS) - (those
+  that are one of NEGATIVE_WORDS), every occurrence counted, in both texts of
+  a pair; logits = [-2 s, 1, 2 s]. No words of either list: neutral (its
+  softmax 0.576); one more positive word than negative: positive (0.721).
+  Negation is not understood ("not good" is positive). token_type_ids is
+  taken, as a BERT export's is, and not used. Its tokenizer.json is the
+  reranker's (MiniLM's, uncased, so "Great" counts). No package on PyPI or
+  npm ships a text classifier's ONNX graph with its tokenizer; this one lets
+  the classify path be tested end to end with logits a test can compute.
 - tests/fixtures/attention/model.onnx: `x` FP32 [batch, sequence, 8] ->
   `y` FP32 [batch, sequence, 8] through softmax(x x^T) x: memory grows
   with sequence^2, so one long request grows ONNX Runtime's arena.
 """
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -267,6 +282,47 @@ def lexical_rerank(tokenizer_json):
     return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
 
 
+# The lexical classifier's words (each one token of MiniLM's vocabulary).
+POSITIVE_WORDS = "good great excellent love loved wonderful happy best amazing perfect".split()
+NEGATIVE_WORDS = "bad terrible awful hate hated worst poor sad horrible boring".split()
+
+
+def lexical_classify(tokenizer_json):
+    with open(tokenizer_json, encoding="utf-8") as f:
+        vocab = json.load(f)["model"]["vocab"]
+    polarity = np.zeros(len(vocab), dtype=np.float32)
+    for words, sign in [(POSITIVE_WORDS, 1.0), (NEGATIVE_WORDS, -1.0)]:
+        for w in words:
+            if w not in vocab:
+                raise SystemExit(f"lexical_classify: {w!r} is not one token of {tokenizer_json}")
+            polarity[vocab[w]] = sign
+    inits = [
+        numpy_helper.from_array(polarity, "polarity"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        # [negative, neutral, positive] = s x [-2, 0, 2] + [0, 1, 0]
+        numpy_helper.from_array(np.array([[-2.0, 0.0, 2.0]], dtype=np.float32), "per_word"),
+        numpy_helper.from_array(np.array([0.0, 1.0, 0.0], dtype=np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["polarity", "input_ids"], ["p"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["p", "m"], ["pm"]),
+        # s[b, 0]: positive words minus negative words among attended tokens.
+        helper.make_node("ReduceSum", ["pm", "axis1"], ["s"], keepdims=1),
+        helper.make_node("MatMul", ["s", "per_word"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "bias"], ["logits"]),
+    ]
+    ids = lambda n: helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph(
+        nodes,
+        "lexical_classify",
+        [ids("input_ids"), ids("attention_mask"), ids("token_type_ids")],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET, producer_name="conduit")
+
+
 def attention(hidden=8):
     nodes = [
         helper.make_node("Transpose", ["x"], ["x_t"], perm=[0, 2, 1]),
@@ -298,6 +354,11 @@ def main():
     save(attention(), os.path.join(ROOT, "tests/fixtures/attention/model.onnx"))
     lexical = os.path.join(ROOT, "tests/fixtures/text/lexical_rerank")
     save(lexical_rerank(os.path.join(lexical, "tokenizer.json")), os.path.join(lexical, "model.onnx"))
+    classify = os.path.join(ROOT, "tests/fixtures/text/lexical_classify")
+    os.makedirs(classify, exist_ok=True)
+    # The same tokenizer.json as the reranker's (MiniLM's).
+    shutil.copyfile(os.path.join(lexical, "tokenizer.json"), os.path.join(classify, "tokenizer.json"))
+    save(lexical_classify(os.path.join(classify, "tokenizer.json")), os.path.join(classify, "model.onnx"))
 
     rng = np.random.default_rng(3)
     demo_x = rng.standard_normal((2, 4)).astype(np.float32)

@@ -5,7 +5,7 @@
 //! Invariant: an input's dtype and shape are checked before its data is decoded.
 
 use super::json::{decode_data, FlatData, Source};
-use super::model::Metadata;
+use super::model::{Metadata, Task};
 use super::repository::{Lease, Repository};
 use super::tensor::{DType, Data, Tensor, TensorSpec};
 use super::text::{TextModel, Tokens};
@@ -409,7 +409,7 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
             }
         };
         if let Some(text) = lease.loaded.text.clone() {
-            match parse_texts(&owned, repo.max_texts()) {
+            match parse_texts(&owned, repo.max_texts(), text_output(text.task)) {
                 Ok(Some(t)) => return submit_texts(lease, &text, t, responder),
                 Ok(None) => {}
                 Err(e) => {
@@ -436,8 +436,15 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
     Reply::Later
 }
 
-/// The name of the output a text model answers a `BYTES` request with.
-const EMBEDDING_OUTPUT: &str = "embedding";
+/// The name of the output a text model answers a `BYTES` request with:
+/// `embedding` (its vectors), or for a classifier `scores` (each text's
+/// label probabilities, in label order).
+fn text_output(task: Task) -> &'static str {
+    match task {
+        Task::Embed | Task::Rerank => "embedding",
+        Task::Classify => "scores",
+    }
+}
 
 /// A text request to a text model: one `BYTES` input of strings.
 #[derive(Debug)]
@@ -478,9 +485,9 @@ fn bytes_elements(mut b: &[u8], n: usize) -> Result<Vec<String>, Error> {
 
 /// A text model's request if it is one: a single `BYTES` input (any name)
 /// of shape `[n]` or `[n, 1]` holding the texts, JSON or binary; the
-/// answer is the output `embedding`, FP32 `[n, dim]`. `None`: a tensor
-/// request, for the graph's own inputs.
-fn parse_texts(req: &Request, max_texts: usize) -> Result<Option<TextInfer>, Error> {
+/// answer is the output `output` ([`text_output`]), FP32 `[n, dim]`.
+/// `None`: a tensor request, for the graph's own inputs.
+fn parse_texts(req: &Request, max_texts: usize, output: &str) -> Result<Option<TextInfer>, Error> {
     let body = req.body();
     let (head, binary) = match req.header_str(HEADER_LEN) {
         Some(v) => {
@@ -571,10 +578,8 @@ fn parse_texts(req: &Request, max_texts: usize) -> Result<Option<TextInfer>, Err
         Some(Value::Array(list)) => {
             let mut b = all_binary;
             for o in list {
-                if o.get("name").and_then(Value::as_str) != Some(EMBEDDING_OUTPUT) {
-                    return Err(bad(format!(
-                        "a text request's only output is {EMBEDDING_OUTPUT:?}"
-                    )));
+                if o.get("name").and_then(Value::as_str) != Some(output) {
+                    return Err(bad(format!("a text request's only output is {output:?}")));
                 }
                 if let Some(x) = o
                     .get("parameters")
@@ -596,7 +601,8 @@ fn parse_texts(req: &Request, max_texts: usize) -> Result<Option<TextInfer>, Err
 }
 
 /// Tokenizes a text request (in parallel, here on the worker pool) and
-/// queues it; the answer is the `embedding` output.
+/// queues it; the answer is the `embedding` output (a classifier's:
+/// `scores`, the softmax of its logits, as `/predict` gives them).
 fn submit_texts(lease: Lease, text: &TextModel, t: TextInfer, responder: Responder) {
     use rayon::prelude::*;
     let tokens: Result<Vec<Tokens>, Error> = t
@@ -616,11 +622,12 @@ fn submit_texts(lease: Lease, text: &TextModel, t: TextInfer, responder: Respond
             return;
         }
     };
-    let (name, version, normalize, dim) = (
+    let (name, version, normalize, dim, task) = (
         lease.name().to_string(),
         lease.loaded.version.clone(),
         text.normalize,
         text.dim,
+        text.task,
     );
     let wanted = Wanted {
         outputs: vec![(0, t.binary)],
@@ -634,13 +641,15 @@ fn submit_texts(lease: Lease, text: &TextModel, t: TextInfer, responder: Respond
                     let rows = vectors.len();
                     let mut flat = Vec::with_capacity(rows * dim);
                     for mut v in vectors {
-                        if normalize {
+                        if task == Task::Classify {
+                            v = super::text::class_scores(&v, false);
+                        } else if normalize {
                             super::text::normalize(&mut v);
                         }
                         flat.extend(v);
                     }
                     let out = Tensor {
-                        name: EMBEDDING_OUTPUT.into(),
+                        name: text_output(task).into(),
                         shape: vec![rows, dim],
                         data: Data::F32(flat),
                     };

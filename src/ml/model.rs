@@ -32,6 +32,9 @@ pub enum Task {
     /// A (query, text) pair in (the tokenizer's pair encoding), one
     /// relevance logit out: a cross-encoder reranker.
     Rerank,
+    /// A text (or a (text, text_pair) pair) in, one logit per label out:
+    /// a sequence classifier.
+    Classify,
 }
 
 impl Task {
@@ -40,6 +43,7 @@ impl Task {
         match self {
             Task::Embed => "embed",
             Task::Rerank => "rerank",
+            Task::Classify => "classify",
         }
     }
 }
@@ -96,8 +100,12 @@ pub struct ModelConfig {
     /// Per-input limits by input name (`[inputs.input_ids] max_dims = [0, 256]`).
     pub inputs: BTreeMap<String, InputLimits>,
     /// For a text model (a `tokenizer.json` beside `model.onnx`): what it
-    /// does, `embed` or `rerank`. Default `embed`.
+    /// does, `embed`, `rerank` or `classify`. Default `embed`.
     pub task: Option<Task>,
+    /// For `task = "classify"`: the label of each output logit, in order.
+    /// Default: `id2label` of a Hugging Face `config.json` beside the
+    /// model; with neither, the model does not load.
+    pub labels: Option<Vec<String>>,
     /// How token vectors become one text vector. Default `mean`.
     pub pooling: Option<Pooling>,
     /// Scale embeddings to unit length. Default true for `embed`.
@@ -134,6 +142,7 @@ impl Default for ModelConfig {
             max_dynamic_dim: DEFAULT_MAX_DYNAMIC_DIM,
             inputs: BTreeMap::new(),
             task: None,
+            labels: None,
             pooling: None,
             normalize: None,
             max_length: None,
@@ -169,6 +178,12 @@ impl ModelConfig {
         if cfg.max_batch_tokens == 0 || cfg.max_length == Some(0) {
             return Err("max_batch_tokens and max_length must be at least 1".into());
         }
+        if let Some(labels) = &cfg.labels {
+            if cfg.task != Some(Task::Classify) {
+                return Err("labels applies to task = \"classify\" only".into());
+            }
+            check_labels(labels).map_err(|e| format!("labels: {e}"))?;
+        }
         for (name, l) in &cfg.inputs {
             if let Some([lo, hi]) = l.range {
                 if lo > hi {
@@ -178,6 +193,23 @@ impl ModelConfig {
         }
         Ok(cfg)
     }
+}
+
+/// Checks a classifier's labels: at least one, none empty, no two alike
+/// (an answer names its scores by label).
+pub fn check_labels(labels: &[String]) -> Result<(), String> {
+    if labels.is_empty() {
+        return Err("a classifier needs at least one label".into());
+    }
+    if let Some(i) = labels.iter().position(|l| l.trim().is_empty()) {
+        return Err(format!("label {i} is empty"));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(j) = labels[..i].iter().position(|m| m == l) {
+            return Err(format!("labels {j} and {i} are both {l:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// What a model takes and gives, read from the graph.
@@ -194,14 +226,16 @@ pub struct Metadata {
 }
 
 /// What a text model does, for those who describe it (tools, listings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextSummary {
     /// Its task.
     pub task: Task,
-    /// Length of its vectors.
+    /// Length of its vectors (a classifier: its label count).
     pub dim: usize,
     /// Most tokens per text.
     pub max_length: usize,
+    /// A classifier's labels, one per logit (empty for other tasks).
+    pub labels: Vec<String>,
 }
 
 impl Metadata {
@@ -467,5 +501,47 @@ pub fn allocated_bytes() -> u64 {
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
             .map_or(0, |pages| pages * 4096)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ModelConfig::read` of a `config.toml` holding `text`.
+    fn read(text: &str) -> Result<ModelConfig, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "conduit-model-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+        let cfg = ModelConfig::read(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        cfg
+    }
+
+    #[test]
+    fn labels_belong_to_a_classifier_and_name_each_logit_once() {
+        let cfg = read("task = \"classify\"\nlabels = [\"no\", \"yes\"]\n").unwrap();
+        assert_eq!(cfg.task, Some(Task::Classify));
+        assert_eq!(cfg.labels, Some(vec!["no".to_string(), "yes".to_string()]));
+        for (text, want) in [
+            ("labels = [\"a\"]\n", "task = \"classify\" only"),
+            ("task = \"embed\"\nlabels = [\"a\"]\n", "only"),
+            ("task = \"classify\"\nlabels = []\n", "at least one label"),
+            (
+                "task = \"classify\"\nlabels = [\"a\", \" \"]\n",
+                "label 1 is empty",
+            ),
+            (
+                "task = \"classify\"\nlabels = [\"a\", \"b\", \"a\"]\n",
+                "labels 0 and 2",
+            ),
+        ] {
+            let e = read(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

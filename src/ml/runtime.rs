@@ -40,7 +40,7 @@ pub struct MlConfig {
     /// Serve every model as an MCP tool, plus `list_models`. Default true.
     pub mcp_tools: bool,
     /// Most texts in one text API request (`/v1/embeddings`, `/embed`,
-    /// `/rerank`, `/tokenize`); more → 400 (OpenAI's shape) or 422 (TEI's).
+    /// `/rerank`, `/predict`, `/tokenize`); more → 400 (OpenAI's shape) or 422 (TEI's).
     /// Default 2048 (OpenAI's).
     pub max_texts_per_request: usize,
     /// Most bytes in one text of a text API request; more → 413. Default 256 KiB.

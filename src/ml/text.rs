@@ -2,14 +2,15 @@
 //! model take text. Tokenization (the `tokenizers` crate), the padded input
 //! tensors of one run, and pooling of the model's token vectors. A rerank
 //! model (a cross-encoder) takes (query, text) pairs, encoded with the
-//! tokenizer's pair template, and gives one logit per pair.
+//! tokenizer's pair template, and gives one logit per pair; a classify
+//! model takes a text or a pair and gives one logit per label.
 //!
 //! The tokenizer file's own padding and truncation are not the serving
 //! policy: each run pads to its own longest text, and `max_length` with
 //! `truncate` (from `config.toml`) decide what a long text becomes (the
 //! file's truncation strategy, direction and stride are kept).
 
-use super::model::{Metadata, ModelConfig, Pooling, Task, TextSummary};
+use super::model::{check_labels, Metadata, ModelConfig, Pooling, Task, TextSummary};
 use super::tensor::{DType, Data, Tensor};
 use super::Error;
 use std::path::Path;
@@ -76,7 +77,8 @@ enum Vectors {
     /// `[batch, sequence, hidden]`: pooled here.
     PerToken(usize),
     /// `[batch, hidden]`: the model pooled already; for a reranker
-    /// `[batch, 1]` or `[batch]`, one logit per pair (`dim` 1).
+    /// `[batch, 1]` or `[batch]`, one logit per pair (`dim` 1); for a
+    /// classifier `[batch, labels]`, one logit per label.
     PerText(usize),
 }
 
@@ -111,8 +113,11 @@ pub struct TextModel {
     /// One entry per graph input, in graph order.
     feeds: Vec<(Feed, DType)>,
     vectors: Vectors,
-    /// Length of a text vector (1 for a reranker: its logit).
+    /// Length of a text vector (1 for a reranker: its logit; a
+    /// classifier: one logit per label).
     pub dim: usize,
+    /// A classifier's labels, one per logit in order (empty otherwise).
+    pub labels: Vec<String>,
 }
 
 /// Why a text cannot be run.
@@ -141,6 +146,62 @@ fn sentence_transformers_max(dir: &Path) -> Option<usize> {
     v.get("max_seq_length")?
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
+}
+
+/// A Hugging Face `config.json`'s `id2label` (keys `"0"` to `"n-1"`) as
+/// a list; `Ok(None)` when the file has none.
+fn hf_labels(path: &Path) -> Result<Option<Vec<String>>, String> {
+    let at = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", at()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", at()))?;
+    let Some(map) = v.get("id2label").and_then(serde_json::Value::as_object) else {
+        return Ok(None);
+    };
+    let mut labels: Vec<Option<String>> = vec![None; map.len()];
+    for (key, label) in map {
+        let slot = key
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| labels.get_mut(i))
+            .ok_or_else(|| {
+                format!(
+                    "{}: id2label key {key:?} is not a label index below {}",
+                    at(),
+                    map.len()
+                )
+            })?;
+        let label = label
+            .as_str()
+            .ok_or_else(|| format!("{}: id2label[{key:?}] is not a string", at()))?;
+        *slot = Some(label.to_string());
+    }
+    labels
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+        .ok_or_else(|| format!("{}: id2label does not name each index once", at()))
+}
+
+/// A classifier's labels: `config.toml`'s, else `config.json`'s `id2label`,
+/// with where they came from (for errors).
+fn classify_labels(
+    cfg: &ModelConfig,
+    model_file: &Path,
+    dir: &Path,
+) -> Result<(Vec<String>, &'static str), String> {
+    if let Some(l) = &cfg.labels {
+        check_labels(l).map_err(|e| format!("config.toml labels: {e}"))?;
+        return Ok((l.clone(), "config.toml's labels"));
+    }
+    let found = match beside(model_file, dir, "config.json") {
+        Some(path) => hf_labels(&path)?,
+        None => None,
+    };
+    let l = found.ok_or(
+        "classify model: no labels: set labels = [...] in config.toml (one per output logit, in order), or put the model's Hugging Face config.json (with id2label) beside it",
+    )?;
+    check_labels(&l).map_err(|e| format!("config.json id2label: {e}"))?;
+    Ok((l, "config.json's id2label"))
 }
 
 /// The file `name` in the version directory of `model_file`, else in the
@@ -212,6 +273,7 @@ impl TextModel {
             return Err("text model: the graph has no input_ids input".into());
         }
         let task = cfg.task.unwrap_or(Task::Embed);
+        let mut labels = Vec::new();
         let (vectors, dim) = match task {
             Task::Embed => {
                 let vectors = Self::pick_output(meta)?;
@@ -226,6 +288,12 @@ impl TextModel {
                 (vectors, dim)
             }
             Task::Rerank => (Self::pick_logit(meta)?, 1),
+            Task::Classify => {
+                let (l, source) = classify_labels(cfg, model_file, dir)?;
+                let vectors = Self::pick_labels(meta, l.len(), source)?;
+                labels = l;
+                (vectors, labels.len())
+            }
         };
         let max_length = match cfg.max_length.or_else(|| sentence_transformers_max(dir)) {
             Some(n) if n > seq_limit => {
@@ -239,8 +307,10 @@ impl TextModel {
         let strategy = match task {
             Task::Rerank => own_truncation.strategy,
             // One text has no second sequence to choose from (and
-            // `only_second` would refuse it).
-            Task::Embed => TruncationStrategy::LongestFirst,
+            // `only_second` would refuse it); a classifier takes both one
+            // text and pairs, and cuts a pair as Hugging Face's pipelines
+            // do by default.
+            Task::Embed | Task::Classify => TruncationStrategy::LongestFirst,
         };
         let cutting = tok
             .with_truncation(Some(TruncationParams {
@@ -267,6 +337,7 @@ impl TextModel {
             feeds,
             vectors,
             dim,
+            labels,
         }))
     }
 
@@ -296,6 +367,48 @@ impl TextModel {
             task: self.task,
             dim: self.dim,
             max_length: self.max_length,
+            labels: self.labels.clone(),
+        }
+    }
+
+    /// A classifier's output: FP32 `[batch, n]` with `n` fixed and equal
+    /// to its `n` labels (from `source`); `logits` (a
+    /// sequence-classification export's name) first, else the first FP32
+    /// `[batch, k]` output. A count that differs from the labels' is
+    /// refused: which logit a label names would be a guess.
+    fn pick_labels(meta: &Metadata, n: usize, source: &str) -> Result<Vectors, String> {
+        let outs = &meta.outputs;
+        let per_text = |i: usize| outs[i].dtype == DType::F32 && outs[i].shape.len() == 2;
+        let i = outs
+            .iter()
+            .position(|o| o.name == "logits")
+            .filter(|&i| per_text(i))
+            .or_else(|| (0..outs.len()).find(|&i| per_text(i)));
+        let Some(i) = i else {
+            let found: Vec<String> = outs
+                .iter()
+                .map(|o| format!("{} {} {:?}", o.name, o.dtype.name(), o.shape))
+                .collect();
+            return Err(format!(
+                "classify model: no FP32 output of one logit per label ([batch, {n}]); the graph gives {}",
+                found.join(", ")
+            ));
+        };
+        let o = &outs[i];
+        match usize::try_from(o.shape[1]) {
+            Ok(k) if k == n => Ok(Vectors::PerText(i)),
+            Ok(k) => Err(format!(
+                "classify model: output {:?} gives {k} logits per text ({} {:?}), but {source} name {n} labels; there must be one label per logit",
+                o.name,
+                o.dtype.name(),
+                o.shape
+            )),
+            Err(_) => Err(format!(
+                "classify model: output {:?} ({} {:?}) has no fixed label count; it must be [batch, {n}], one logit per label",
+                o.name,
+                o.dtype.name(),
+                o.shape
+            )),
         }
     }
 
@@ -558,6 +671,31 @@ pub fn sigmoid(logit: f32) -> f32 {
     1.0 / (1.0 + (-logit).exp())
 }
 
+/// A classifier's scores from its logits, as TEI's `/predict` gives
+/// them: the softmax over the labels (each in (0, 1), summing to 1), or
+/// for a one-label model the sigmoid of its logit; `raw`: the logits.
+pub fn class_scores(logits: &[f32], raw: bool) -> Vec<f32> {
+    match logits {
+        _ if raw => logits.to_vec(),
+        [one] => vec![sigmoid(*one)],
+        _ => {
+            // Shifted by the largest logit, so no exp overflows.
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exp: Vec<f32> = logits.iter().map(|x| (x - max).exp()).collect();
+            let sum: f32 = exp.iter().sum();
+            exp.into_iter().map(|e| e / sum).collect()
+        }
+    }
+}
+
+/// Indexes of `scores` from the highest score to the lowest (ties in
+/// index order).
+pub fn by_score(scores: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order
+}
+
 /// Scales `v` to unit length (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -658,6 +796,122 @@ mod tests {
             let e = reranker(&outs, 512).unwrap_err();
             assert!(e.contains("one logit per pair"), "{e}");
         }
+    }
+
+    /// A classifier over the committed classify fixture's tokenizer, with
+    /// `labels` in its config (none: from a config.json, if `dir` has one).
+    fn classifier(
+        dir: &Path,
+        labels: Option<&[&str]>,
+        outputs: &[(&str, DType, Vec<i64>)],
+    ) -> Result<TextModel, String> {
+        let cfg = ModelConfig {
+            task: Some(Task::Classify),
+            labels: labels.map(|l| l.iter().map(|s| s.to_string()).collect()),
+            ..ModelConfig::default()
+        };
+        TextModel::load(&dir.join("model.onnx"), dir, &cfg, &meta(outputs))
+            .map(|m| m.expect("a tokenizer.json is there"))
+    }
+
+    fn classify_fixture() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text/lexical_classify")
+    }
+
+    #[test]
+    fn a_classifier_needs_one_logit_per_label_and_says_why_not() {
+        let dir = classify_fixture();
+        let three = Some(&["negative", "neutral", "positive"][..]);
+        let m = classifier(&dir, three, &[("logits", DType::F32, vec![-1, 3])]).unwrap();
+        assert_eq!((m.task, m.dim, m.normalize), (Task::Classify, 3, false));
+        assert_eq!(m.labels, ["negative", "neutral", "positive"]);
+        assert_eq!(m.summary().labels, m.labels);
+        // `logits` is preferred; else the first FP32 [batch, k] output.
+        let outs = [
+            ("pooled", DType::F32, vec![-1, 3]),
+            ("logits", DType::F32, vec![-1, 3]),
+        ];
+        assert_eq!(
+            classifier(&dir, three, &outs).unwrap().vectors,
+            Vectors::PerText(1)
+        );
+        let outs = [
+            ("hidden", DType::F32, vec![-1, -1, 384]),
+            ("scores", DType::F32, vec![-1, 3]),
+        ];
+        assert_eq!(
+            classifier(&dir, three, &outs).unwrap().vectors,
+            Vectors::PerText(1)
+        );
+        // Two labels for three logits: refused, saying both counts.
+        let two = Some(&["negative", "positive"][..]);
+        let e = classifier(&dir, two, &[("logits", DType::F32, vec![-1, 3])]).unwrap_err();
+        assert!(
+            e.contains("3 logits per text") && e.contains("2 labels") && e.contains("logits"),
+            "{e}"
+        );
+        // A label count the graph does not fix, token vectors, integers.
+        let e = classifier(&dir, three, &[("logits", DType::F32, vec![-1, -1])]).unwrap_err();
+        assert!(e.contains("no fixed label count"), "{e}");
+        for outs in [
+            [("last_hidden_state", DType::F32, vec![-1, -1, 384])],
+            [("logits", DType::I64, vec![-1, 3])],
+        ] {
+            let e = classifier(&dir, three, &outs).unwrap_err();
+            assert!(e.contains("one logit per label"), "{e}");
+        }
+        // No labels in config.toml and no config.json: refused.
+        let e = classifier(&dir, None, &[("logits", DType::F32, vec![-1, 3])]).unwrap_err();
+        assert!(e.contains("no labels") && e.contains("id2label"), "{e}");
+    }
+
+    #[test]
+    fn a_classifier_without_labels_takes_them_from_config_json() {
+        let dir = std::env::temp_dir().join(format!("conduit-id2label-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            classify_fixture().join("tokenizer.json"),
+            dir.join("tokenizer.json"),
+        )
+        .unwrap();
+        let outs = [("logits", DType::F32, vec![-1, 2])];
+        let write = |json: &str| std::fs::write(dir.join("config.json"), json).unwrap();
+        // Keys are stringified indexes, in any order.
+        write(r#"{"id2label": {"1": "POSITIVE", "0": "NEGATIVE"}, "hidden_size": 384}"#);
+        let got = classifier(&dir, None, &outs).map(|m| m.labels);
+        // config.toml's labels win over config.json's.
+        let own = classifier(&dir, Some(&["no", "yes"]), &outs).map(|m| m.labels);
+        write(r#"{"id2label": {"0": "NEGATIVE", "2": "POSITIVE"}}"#);
+        let gap = classifier(&dir, None, &outs).map(|m| m.labels);
+        write(r#"{"id2label": {"0": "A", "1": "B", "2": "C"}}"#);
+        let three = classifier(&dir, None, &outs).map(|m| m.labels);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got.unwrap(), ["NEGATIVE", "POSITIVE"]);
+        assert_eq!(own.unwrap(), ["no", "yes"]);
+        let e = gap.unwrap_err();
+        assert!(e.contains("\"2\" is not a label index"), "{e}");
+        let e = three.unwrap_err();
+        assert!(
+            e.contains("2 logits per text") && e.contains("config.json's id2label name 3 labels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn class_scores_are_a_softmax_or_for_one_label_a_sigmoid() {
+        let s = class_scores(&[-4.0, 1.0, 4.0], false);
+        assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{s:?}");
+        let e = |x: f32| x.exp();
+        let want = e(4.0) / (e(-4.0) + e(1.0) + e(4.0));
+        assert!((s[2] - want).abs() < 1e-6, "{s:?}");
+        assert_eq!(by_score(&s), vec![2, 1, 0]);
+        // Large logits do not overflow.
+        let s = class_scores(&[1000.0, 0.0], false);
+        assert_eq!(s, vec![1.0, 0.0]);
+        assert_eq!(class_scores(&[0.0], false), vec![0.5]);
+        assert_eq!(class_scores(&[-4.0, 1.0, 4.0], true), vec![-4.0, 1.0, 4.0]);
+        // Ties keep label order.
+        assert_eq!(by_score(&[0.2, 0.4, 0.4]), vec![1, 2, 0]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The text APIs (adapter): OpenAI's `POST /v1/embeddings` and
-//! `GET /v1/models`, and TEI's `POST /embed`, `POST /rerank` and
-//! `POST /tokenize`, each with the error shape its clients parse. Texts are tokenized on the worker pool (never on an I/O
+//! `GET /v1/models`, and TEI's `POST /embed`, `POST /rerank`,
+//! `POST /predict` and `POST /tokenize`, each with the error shape its
+//! clients parse. Texts are tokenized on the worker pool (never on an I/O
 //! loop), in parallel, then batched by tokens with every other request for
 //! the model (`batcher`).
 //!
@@ -92,6 +93,17 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             Reply::Later
         },
     );
+    let r = repo.clone();
+    router.route_with_limit(
+        Method::Post,
+        "/predict",
+        Mode::Pool,
+        cfg.max_input_bytes,
+        move |req: &mut Request, cx: &mut Cx<'_>| {
+            tei_predict(&r, req, cx.responder(), limits);
+            Reply::Later
+        },
+    );
     let r = repo;
     router.route_with_limit(
         Method::Post,
@@ -106,7 +118,7 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
     // 413; 408; bad chunking) in each API's error shape, which its
     // clients parse.
     router.error_bodies("/v1/", openai_http_error);
-    for path in ["/embed", "/rerank", "/tokenize"] {
+    for path in ["/embed", "/rerank", "/predict", "/tokenize"] {
         router.error_bodies(path, tei_http_error);
     }
 }
@@ -248,26 +260,44 @@ fn text_model(
         )
     })?;
     match task {
-        Some(want) if want != text.task => Err(Failure::invalid(
-            "model",
-            match want {
-                Task::Embed => format!(
-                    "model {name:?} is a reranker (task = \"rerank\"): it scores (query, text) pairs on /rerank and makes no embeddings"
-                ),
-                Task::Rerank => format!(
-                    "model {name:?} is an embedding model (task = \"{}\"), not a reranker: /rerank needs a cross-encoder whose config.toml says task = \"rerank\"",
-                    text.task.name()
-                ),
-            },
-        )),
+        Some(want) if want != text.task => {
+            Err(Failure::invalid("model", wrong_task(name, want, text.task)))
+        }
         _ => Ok((lease, text)),
     }
 }
 
-/// What a request asks to embed.
+/// Why model `name`, which does `has`, cannot serve a route for `want`.
+fn wrong_task(name: &str, want: Task, has: Task) -> String {
+    let noun = |t: Task| match t {
+        Task::Embed => "an embedding model",
+        Task::Rerank => "a reranker",
+        Task::Classify => "a classifier",
+    };
+    let does = match has {
+        Task::Embed => "it makes embeddings (/embed, /v1/embeddings)",
+        Task::Rerank => "it scores (query, text) pairs on /rerank and makes no embeddings",
+        Task::Classify => "it labels texts on /predict and makes no embeddings",
+    };
+    let needs = match want {
+        Task::Embed => "embeddings need a model whose config.toml says task = \"embed\" (the default)",
+        Task::Rerank => "/rerank needs a cross-encoder whose config.toml says task = \"rerank\"",
+        Task::Classify => "/predict needs a sequence classifier whose config.toml says task = \"classify\" and names its labels",
+    };
+    format!(
+        "model {name:?} is {} (task = \"{}\"), not {}: {does}; {needs}",
+        noun(has),
+        has.name(),
+        noun(want)
+    )
+}
+
+/// What a request asks to run.
 enum Inputs {
     Texts(Vec<String>),
     Ids(Vec<Vec<u32>>),
+    /// Texts and (text, text_pair) pairs (`/predict`).
+    Sequences(Vec<Sequence>),
 }
 
 impl Inputs {
@@ -275,6 +305,33 @@ impl Inputs {
         match self {
             Inputs::Texts(t) => t.len(),
             Inputs::Ids(i) => i.len(),
+            Inputs::Sequences(s) => s.len(),
+        }
+    }
+
+    /// The bytes of each input to tokenize (none for token ids).
+    fn bytes(&self) -> Vec<usize> {
+        match self {
+            Inputs::Texts(t) => t.iter().map(String::len).collect(),
+            Inputs::Ids(_) => Vec::new(),
+            Inputs::Sequences(s) => s.iter().map(Sequence::bytes).collect(),
+        }
+    }
+}
+
+/// One input of a classifier: a text, or a (text, text_pair) pair that
+/// the tokenizer's pair template joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sequence {
+    Single(String),
+    Pair(String, String),
+}
+
+impl Sequence {
+    fn bytes(&self) -> usize {
+        match self {
+            Sequence::Single(t) => t.len(),
+            Sequence::Pair(a, b) => a.len().saturating_add(b.len()),
         }
     }
 }
@@ -347,24 +404,29 @@ fn tokenize(
             ),
         ));
     }
-    if let Inputs::Texts(texts) = &inputs {
-        if let Some((i, t)) = texts
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.len() > limits.text_bytes)
-        {
-            return Err(too_many(format!(
-                "{param}[{i}] is {} bytes; at most {} per text",
-                t.len(),
-                limits.text_bytes
-            )));
-        }
+    if let Some((i, n)) = inputs
+        .bytes()
+        .into_iter()
+        .enumerate()
+        .find(|&(_, n)| n > limits.text_bytes)
+    {
+        return Err(too_many(format!(
+            "{param}[{i}] is {n} bytes; at most {} per text",
+            limits.text_bytes
+        )));
     }
     let out: Vec<Result<Tokens, TextError>> = match inputs {
         Inputs::Texts(texts) => texts.par_iter().map(|t| text.encode(t, truncate)).collect(),
         Inputs::Ids(ids) => ids
             .into_par_iter()
             .map(|i| text.check_ids(i, truncate))
+            .collect(),
+        Inputs::Sequences(seqs) => seqs
+            .par_iter()
+            .map(|s| match s {
+                Sequence::Single(t) => text.encode(t, truncate),
+                Sequence::Pair(a, b) => text.encode_pair(a, b, truncate),
+            })
             .collect(),
     };
     let tokens: Vec<Tokens> = out
@@ -583,6 +645,7 @@ fn default_text_model(
     let what = match task {
         Some(Task::Embed) => "embedding model",
         Some(Task::Rerank) => "rerank model",
+        Some(Task::Classify) => "classify model",
         None => "text model",
     };
     match repo.text_names(task).as_slice() {
@@ -779,17 +842,20 @@ fn rerank_request(
             kind: Kind::TooLong,
         });
     }
-    match r.truncation_direction.as_deref() {
-        None => {}
-        Some(d) if d.eq_ignore_ascii_case("right") => {}
-        Some(d) => {
-            return Err(Failure::invalid(
-                "truncation_direction",
-                format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
-            ))
-        }
-    }
+    check_direction(r.truncation_direction.as_deref())?;
     Ok((r, query, texts))
+}
+
+/// TEI's `truncation_direction`: only `right` (the default) is served.
+fn check_direction(d: Option<&str>) -> Result<(), Failure> {
+    match d {
+        None => Ok(()),
+        Some(d) if d.eq_ignore_ascii_case("right") => Ok(()),
+        Some(d) => Err(Failure::invalid(
+            "truncation_direction",
+            format!("truncation_direction {d:?}: only \"right\" (the default) is supported"),
+        )),
+    }
 }
 
 /// The ranks of one answer: each pair's logit (its one value), or its
@@ -815,6 +881,163 @@ fn ranks(logits: &[Vec<f32>], texts: Option<Vec<String>>, raw: bool) -> Result<V
     // Stable: equal scores keep the request's order.
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(out)
+}
+
+#[derive(Deserialize)]
+struct PredictRequest {
+    #[serde(default)]
+    inputs: Option<Value>,
+    #[serde(default)]
+    truncate: Option<bool>,
+    #[serde(default)]
+    raw_scores: bool,
+    #[serde(default)]
+    truncation_direction: Option<String>,
+    /// Conduit's extension: which classify model (default: the only one).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// One label's score in a `/predict` answer (TEI's `Prediction`).
+#[derive(Debug, Serialize)]
+struct Prediction<'a> {
+    score: f32,
+    label: &'a str,
+}
+
+/// TEI's `/predict` `inputs`: a string; `[text]` or `[text, text_pair]`,
+/// one input; or a batch of those, `[[text], [text, text_pair], ...]`.
+/// Returns the inputs and whether they came as a batch (answered with a
+/// list per input; one input is answered with its list alone).
+fn predict_inputs(v: Option<Value>, max_texts: usize) -> Result<(Vec<Sequence>, bool), Failure> {
+    // 1 or 2 strings: a text or a pair.
+    let sequence = |items: Vec<Value>| -> Option<Sequence> {
+        let mut it = items.into_iter().map(|x| match x {
+            Value::String(s) => Some(s),
+            _ => None,
+        });
+        match (it.next(), it.next(), it.next()) {
+            (Some(Some(a)), None, None) => Some(Sequence::Single(a)),
+            (Some(Some(a)), Some(Some(b)), None) => Some(Sequence::Pair(a, b)),
+            _ => None,
+        }
+    };
+    match v {
+        None => Err(Failure::invalid("inputs", "inputs is required")),
+        Some(Value::String(s)) => Ok((vec![Sequence::Single(s)], false)),
+        Some(Value::Array(items)) => match items.first() {
+            None => Err(Failure::invalid("inputs", "inputs must not be empty")),
+            // TEI: an array of strings is one input, not a batch.
+            Some(Value::String(_)) => sequence(items).map(|s| (vec![s], false)).ok_or_else(|| {
+                Failure::invalid(
+                    "inputs",
+                    "an array of strings is one input, a text or a (text, text_pair) pair, so it holds 1 or 2 strings; send several inputs as an array of arrays: [[\"a\"], [\"b\"]]",
+                )
+            }),
+            Some(Value::Array(_)) => {
+                if items.len() > max_texts {
+                    return Err(Failure::invalid(
+                        "inputs",
+                        format!("{} inputs; at most {max_texts} per request", items.len()),
+                    ));
+                }
+                let batch = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| match x {
+                        Value::Array(a) => sequence(a),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        Failure::invalid(
+                            "inputs",
+                            format!("inputs[{i}] must be [text] or [text, text_pair]"),
+                        )
+                    }))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((batch, true))
+            }
+            Some(_) => Err(predict_shape()),
+        },
+        Some(_) => Err(predict_shape()),
+    }
+}
+
+fn predict_shape() -> Failure {
+    Failure::invalid(
+        "inputs",
+        "inputs must be a string, [text] or [text, text_pair], or an array of those",
+    )
+}
+
+/// Each input's labels with their scores (softmax, a one-label model's
+/// sigmoid, or with `raw` the logits), highest first (ties in label order).
+fn predictions<'a>(
+    labels: &'a [String],
+    logits: &[Vec<f32>],
+    raw: bool,
+) -> Result<Vec<Vec<Prediction<'a>>>, Failure> {
+    logits
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let scores = text::class_scores(v, raw);
+            if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+                return Err(Failure {
+                    status: 500,
+                    message: format!("the model gave no scores for inputs[{i}] (NaN)"),
+                    param: None,
+                    kind: Kind::Server,
+                });
+            }
+            Ok(text::by_score(&scores)
+                .into_iter()
+                .map(|k| Prediction {
+                    score: scores[k],
+                    label: &labels[k],
+                })
+                .collect())
+        })
+        .collect()
+}
+
+/// `POST /predict` (TEI): each input's labels, scored by a sequence
+/// classifier, sorted by score, highest first.
+fn tei_predict(repo: &Repository, req: &Request, responder: Responder, limits: Limits) {
+    let prepared = (|| -> Result<_, Failure> {
+        let r: PredictRequest = body(req)?;
+        let (inputs, batch) = predict_inputs(r.inputs, limits.texts)?;
+        check_direction(r.truncation_direction.as_deref())?;
+        let name = default_text_model(repo, r.model, Some(Task::Classify))?;
+        let (lease, text) = text_model(repo, &name, Some(Task::Classify))?;
+        let truncate = r.truncate.unwrap_or(text.truncate);
+        let inputs = Inputs::Sequences(inputs);
+        let tokens = tokenize(&text, "inputs", inputs, truncate, limits)?;
+        Ok((lease, text.labels.clone(), tokens, batch, r.raw_scores))
+    })();
+    let (lease, labels, tokens, batch, raw) = match prepared {
+        Ok(p) => p,
+        Err(f) => {
+            let _ = responder.respond(f.tei());
+            return;
+        }
+    };
+    let count = tokens.len();
+    lease.submit_texts(
+        tokens,
+        Box::new(move |result| {
+            answer(count, responder, move || match result {
+                Ok(logits) => match predictions(&labels, &logits, raw) {
+                    Ok(p) => match (batch, p.as_slice()) {
+                        (false, [one]) => json_response(one),
+                        _ => json_response(&p),
+                    },
+                    Err(f) => f.tei(),
+                },
+                Err(e) => Failure::from_engine(&e).tei(),
+            })
+        }),
+    );
 }
 
 #[derive(Deserialize)]
@@ -878,6 +1101,85 @@ fn tei_tokenize(repo: &Repository, req: &Request, max_texts: usize) -> Result<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predict_inputs_take_teis_shapes() {
+        let single = |s: &str| Sequence::Single(s.into());
+        let pair = |a: &str, b: &str| Sequence::Pair(a.into(), b.into());
+        let parse = |v: Value| predict_inputs(Some(v), 4);
+        assert_eq!(parse(json!("a")).unwrap(), (vec![single("a")], false));
+        // An array of strings is one input: a text or a pair.
+        assert_eq!(parse(json!(["a"])).unwrap(), (vec![single("a")], false));
+        assert_eq!(
+            parse(json!(["a", "b"])).unwrap(),
+            (vec![pair("a", "b")], false)
+        );
+        assert_eq!(
+            parse(json!([["a"], ["b", "c"]])).unwrap(),
+            (vec![single("a"), pair("b", "c")], true)
+        );
+        assert_eq!(parse(json!([["a"]])).unwrap(), (vec![single("a")], true));
+        for (bad, want) in [
+            (json!([]), "must not be empty"),
+            (json!(["a", "b", "c"]), "array of arrays"),
+            (json!(["a", 1]), "array of arrays"),
+            (json!([["a"], "b"]), "inputs[1]"),
+            (json!([["a"], []]), "inputs[1]"),
+            (json!([["a", "b", "c"]]), "inputs[0]"),
+            (json!([["a"], ["b"], ["c"], ["d"], ["e"]]), "at most 4"),
+            (json!(3), "must be a string"),
+            (json!([{"text": "a"}]), "must be a string"),
+        ] {
+            let f = parse(bad.clone()).unwrap_err();
+            assert_eq!(f.param, Some("inputs"), "{bad}");
+            assert!(f.message.contains(want), "{bad}: {}", f.message);
+        }
+        assert!(predict_inputs(None, 4).is_err());
+    }
+
+    #[test]
+    fn predictions_name_every_label_best_first() {
+        let labels: Vec<String> = ["negative", "neutral", "positive"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let p = predictions(&labels, &[vec![-4.0, 1.0, 4.0], vec![0.0, 1.0, 0.0]], false).unwrap();
+        let names: Vec<&str> = p[0].iter().map(|x| x.label).collect();
+        assert_eq!(names, ["positive", "neutral", "negative"]);
+        let sum: f32 = p[1].iter().map(|x| x.score).sum();
+        assert!((sum - 1.0).abs() < 1e-6);
+        // Ties keep label order.
+        assert_eq!(p[1][1].label, "negative");
+        let raw = predictions(&labels, &[vec![-4.0, 1.0, 4.0]], true).unwrap();
+        assert_eq!(
+            serde_json::to_string(&raw[0]).unwrap(),
+            r#"[{"score":4.0,"label":"positive"},{"score":1.0,"label":"neutral"},{"score":-4.0,"label":"negative"}]"#
+        );
+        let nan = predictions(&labels, &[vec![0.0, f32::NAN, 0.0]], false).unwrap_err();
+        assert_eq!(nan.kind, Kind::Server);
+        assert!(nan.message.contains("inputs[0]"), "{}", nan.message);
+    }
+
+    #[test]
+    fn a_route_for_another_task_says_what_the_model_is_and_what_it_needs() {
+        let m = wrong_task("m", Task::Classify, Task::Embed);
+        assert!(
+            m.contains("is an embedding model")
+                && m.contains("not a classifier")
+                && m.contains("/predict"),
+            "{m}"
+        );
+        let m = wrong_task("m", Task::Embed, Task::Rerank);
+        assert!(
+            m.contains("is a reranker") && m.contains("makes no embeddings"),
+            "{m}"
+        );
+        let m = wrong_task("m", Task::Rerank, Task::Classify);
+        assert!(
+            m.contains("is a classifier") && m.contains("not a reranker"),
+            "{m}"
+        );
+    }
 
     #[test]
     fn ranks_are_sorted_by_score_with_ties_in_request_order() {

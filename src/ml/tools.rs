@@ -122,18 +122,21 @@ fn wait<T>(
     }
 }
 
-/// The tool names of text model `name`: a reranker is `rerank_<name>`; an
-/// embedding model is `embed_<name>` and `rank_<name>` (cosine ranking).
+/// The tool names of text model `name`: a reranker is `rerank_<name>`; a
+/// classifier `classify_<name>`; an embedding model is `embed_<name>` and
+/// `rank_<name>` (cosine ranking).
 pub fn text_tool_names(name: &str, task: Task) -> Vec<String> {
     match task {
         Task::Embed => vec![format!("embed_{name}"), format!("rank_{name}")],
         Task::Rerank => vec![format!("rerank_{name}")],
+        Task::Classify => vec![format!("classify_{name}")],
     }
 }
 
 /// What a text model gave for a call's texts.
 struct TextRun {
-    /// One vector per text: an embedding, or a reranker's logit.
+    /// One vector per text: an embedding, a reranker's logit, or a
+    /// classifier's logits.
     outputs: Vec<Vec<f32>>,
     /// The model's text policy.
     text: Arc<TextModel>,
@@ -263,6 +266,7 @@ pub fn text_tools(
     match t.task {
         Task::Embed => embed_tools(repo, name, t),
         Task::Rerank => Ok(vec![rerank_tool(repo, name, t)?]),
+        Task::Classify => Ok(vec![classify_tool(repo, name, t)?]),
     }
 }
 
@@ -310,6 +314,71 @@ fn rerank_tool(repo: Arc<Repository>, name: &str, t: &TextSummary) -> Result<Too
                 return Err(ToolError::Failed("the model gave no score (NaN)".into()));
             }
             Ok(ranked(&model, &args, &docs, &scores, run.tokens))
+        },
+    )?
+    .with_annotations(annotations()))
+}
+
+/// `classify_<name>`: a sequence classifier labels each text.
+fn classify_tool(repo: Arc<Repository>, name: &str, t: &TextSummary) -> Result<Tool, mcp::Error> {
+    let max = repo.max_texts();
+    let model = name.to_string();
+    let score = if t.labels.len() == 1 {
+        "the model's probability for the label (the sigmoid of its logit)"
+    } else {
+        "the model's probability for the label (a softmax over the labels: a text's scores sum to 1)"
+    };
+    Ok(Tool::new(
+        &format!("classify_{name}"),
+        &format!(
+            "Classifies texts with the sequence classifier {name:?}, whose labels are: {}. A score is {score}. Texts over {} tokens are cut to that length. Returns, for each text in input order, its labels with their scores, best first (only the top_n best when given), and the tokens used. Batched with other callers'.",
+            t.labels.join(", "),
+            t.max_length
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "texts": texts_schema(max, &format!("1 to {max} texts to classify")),
+                "top_n": {"type": "integer", "minimum": 1, "description": "How many labels to return per text, best first (default: all)"},
+            },
+            "required": ["texts"],
+            "additionalProperties": false,
+        }),
+        move |args, cx| {
+            let texts = strings(&args, "texts");
+            let run = run_texts(
+                &repo,
+                &model,
+                texts.len(),
+                |m, i| m.encode(&texts[i], m.truncate),
+                cx,
+            )?;
+            let top = args
+                .get("top_n")
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(usize::MAX);
+            let labels = &run.text.labels;
+            let mut results = Vec::with_capacity(run.outputs.len());
+            for (index, logits) in run.outputs.iter().enumerate() {
+                let scores = text::class_scores(logits, false);
+                if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+                    return Err(ToolError::Failed(format!(
+                        "the model gave no scores for text {index} (NaN)"
+                    )));
+                }
+                let ranked: Vec<Value> = text::by_score(&scores)
+                    .into_iter()
+                    .take(top)
+                    .map(|k| json!({"label": labels[k], "score": scores[k]}))
+                    .collect();
+                results.push(json!({"index": index, "labels": ranked}));
+            }
+            Ok(ToolResult::structured(json!({
+                "model": model,
+                "results": results,
+                "usage": {"tokens": run.tokens},
+            })))
         },
     )?
     .with_annotations(annotations()))
@@ -434,19 +503,22 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
     let r = repo.clone();
     let list = Tool::new(
         "list_models",
-        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tools that run each (embedding models: embed_<name> and rank_<name>; rerankers: rerank_<name>).",
+        "Lists the ONNX models this server serves: name, state, version, inputs and outputs, and the tools that run each (embedding models: embed_<name> and rank_<name>; rerankers: rerank_<name>; classifiers: classify_<name>, with their labels).",
         json!({"type": "object", "properties": {}, "additionalProperties": false}),
         move |_args, _cx| {
             let models: Vec<Value> = r
                 .index()
                 .into_iter()
                 .map(|e| {
-                    let text = r.known_metadata(&e.name).and_then(|m| m.text);
+                    let text = r.known_metadata(&e.name).and_then(|m| m.text.clone());
                     let mut o = json!({"name": e.name, "state": e.state});
                     match text {
                         Some(t) => {
                             o["tools"] = json!(text_tool_names(&e.name, t.task));
-                            o["text"] = json!({"dimensions": t.dim, "max_tokens": t.max_length});
+                            o["text"] = json!({"task": t.task.name(), "dimensions": t.dim, "max_tokens": t.max_length});
+                            if t.task == Task::Classify {
+                                o["text"]["labels"] = json!(t.labels);
+                            }
                         }
                         None => o["tool"] = tool_name(&e.name).into(),
                     }

@@ -935,3 +935,68 @@ fn a_rerank_model_without_one_logit_per_pair_refuses_to_load() {
     );
     assert_eq!(r.status, 200, "{}", r.body_str());
 }
+
+#[test]
+fn a_classify_model_needs_one_label_per_logit_or_refuses_to_load() {
+    // The fixture classifier gives 3 logits: with 3 labels (config.toml,
+    // or a Hugging Face config.json's id2label) it loads; with 2, or none,
+    // it says why not.
+    let repo = temp_repo("classify");
+    let fixture = format!("{ROOT}/tests/fixtures/text/lexical_classify");
+    let cases = [
+        ("good", "labels = [\"neg\", \"mid\", \"pos\"]\n"),
+        ("two", "labels = [\"no\", \"yes\"]\n"),
+        ("hf", ""),
+        ("none", ""),
+    ];
+    for (name, labels) in cases {
+        let config = format!("task = \"classify\"\nmax_length = 64\n{labels}");
+        add_model(&repo, "text/lexical_classify", name, Some(&config));
+        std::fs::copy(
+            format!("{fixture}/tokenizer.json"),
+            repo.join(name).join("tokenizer.json"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        repo.join("hf/config.json"),
+        r#"{"architectures": ["BertForSequenceClassification"], "id2label": {"0": "NEGATIVE", "1": "NEUTRAL", "2": "POSITIVE"}}"#,
+    )
+    .unwrap();
+    let srv = spawn_server(ml_config(&repo, true));
+    let a = srv.addr;
+    let idx = wait_all_tried(a);
+    let why = |name: &str| {
+        let e = idx.iter().find(|e| e["name"] == name).unwrap();
+        assert_eq!(e["state"], "UNAVAILABLE", "{e}");
+        e["reason"].as_str().unwrap_or_default().to_string()
+    };
+    let two = why("two");
+    assert!(
+        two.contains("3 logits per text") && two.contains("2 labels"),
+        "{two}"
+    );
+    let none = why("none");
+    assert!(
+        none.contains("no labels") && none.contains("id2label"),
+        "{none}"
+    );
+    // TEI's status for a backend that cannot run: 424, with the reason.
+    let r = post_json(a, "/predict", &json!({"inputs": "good", "model": "two"}));
+    assert_eq!(r.status, 424, "{}", r.body_str());
+    assert_eq!(r.json()["error_type"], "Backend");
+    assert!(r.body_str().contains("2 labels"), "{}", r.body_str());
+    // Several classify models: a request must name one.
+    let r = post_json(a, "/predict", &json!({"inputs": "good"}));
+    assert_eq!(r.status, 422, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("several classify models"),
+        "{}",
+        r.body_str()
+    );
+    for (name, best) in [("good", "pos"), ("hf", "POSITIVE")] {
+        let r = post_json(a, "/predict", &json!({"inputs": "good", "model": name}));
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        assert_eq!(r.json()[0]["label"], best, "{}", r.body_str());
+    }
+}

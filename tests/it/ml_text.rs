@@ -3,7 +3,9 @@
 //! Hugging Face tokenizer, fetched by `scripts/fetch-text-models` into
 //! `models/minilm`; TEI `/rerank` on `models/lexical-rerank` (the committed
 //! word-overlap cross-encoder `tests/fixtures/text/lexical_rerank`, which the
-//! same script copies there) and TEI `/tokenize`. (tests/text/ checks the
+//! same script copies there), TEI `/predict` on `models/lexical-classify` (the
+//! committed word-counting classifier `tests/fixtures/text/lexical_classify`)
+//! and TEI `/tokenize`. (tests/text/ checks the
 //! vectors and scores against Python `tokenizers` + `onnxruntime` and the
 //! official `openai` client.)
 
@@ -680,4 +682,342 @@ fn tokenize_lists_each_token_with_its_characters() {
     assert_eq!(r.status, 200, "{}", r.body_str());
     let r = post(server(), "/tokenize", padded(1_999_967).as_bytes());
     tei_error(&r, 413, "Validation", "");
+}
+
+const CLASSIFIER: &str = "lexical-classify";
+
+fn predict(body: Value) -> RawResponse {
+    post(server(), "/predict", body.to_string().as_bytes())
+}
+
+/// The `(label, score)` pairs of one input's 200 `/predict` answer.
+#[track_caller]
+fn labelled(v: &Value) -> Vec<(String, f64)> {
+    v.as_array()
+        .expect("an array of predictions")
+        .iter()
+        .map(|p| {
+            (
+                p["label"].as_str().expect("label").to_string(),
+                p["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// The fixture's logits for [negative, neutral, positive]: s = positive
+/// words - negative words, logits = [-2 s, 1, 2 s].
+fn fixture_logits(s: f64) -> [f64; 3] {
+    [-2.0 * s, 1.0, 2.0 * s]
+}
+
+fn softmax(l: &[f64]) -> Vec<f64> {
+    let e: Vec<f64> = l.iter().map(|x| x.exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|x| x / sum).collect()
+}
+
+const LABELS: [&str; 3] = ["negative", "neutral", "positive"];
+
+/// `got` (one input's answer) holds every label once, sorted by score,
+/// with the scores `want` (in label order) gives.
+#[track_caller]
+fn check_scores(got: &[(String, f64)], want: &[f64]) {
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.windows(2).all(|w| w[0].1 >= w[1].1), "sorted: {got:?}");
+    for (label, score) in got {
+        let k = LABELS
+            .iter()
+            .position(|l| l == label)
+            .expect("a known label");
+        assert!(
+            (score - want[k]).abs() < 1e-5,
+            "{label}: {score} vs {}",
+            want[k]
+        );
+    }
+}
+
+#[test]
+fn predict_gives_every_label_of_one_text_sorted_with_softmax_scores() {
+    // "I love this great movie": love, great: s = 2, logits [-4, 1, 4].
+    let text = "I love this great movie!";
+    let r = predict(json!({"inputs": text}));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let got = labelled(&r.json());
+    assert_eq!(got[0].0, "positive", "{}", r.body_str());
+    let sum: f64 = got.iter().map(|p| p.1).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "softmax sums to 1: {sum}");
+    check_scores(&got, &softmax(&fixture_logits(2.0)));
+    // TEI's answer: score, then label.
+    assert!(
+        r.body_str().starts_with(r#"[{"score":"#),
+        "{}",
+        r.body_str()
+    );
+    // raw_scores: the logits themselves.
+    let raw = labelled(&predict(json!({"inputs": text, "raw_scores": true})).json());
+    check_scores(&raw, &fixture_logits(2.0));
+    assert_eq!(raw[0], ("positive".to_string(), 4.0));
+    // Negative words; none (neutral first, then ties in label order);
+    // "Great" counts (the tokenizer is uncased), each occurrence counts.
+    for (text, s, first) in [
+        ("A terrible, boring film.", -2.0, "negative"),
+        ("The film is two hours long.", 0.0, "neutral"),
+        ("Great, great, great. But the end was bad.", 2.0, "positive"),
+    ] {
+        let r = predict(json!({"inputs": text, "raw_scores": true, "model": CLASSIFIER}));
+        let got = labelled(&r.json());
+        assert_eq!(got[0].0, first, "{text}: {got:?}");
+        check_scores(&got, &fixture_logits(s));
+    }
+    let neutral = labelled(&predict(json!({"inputs": "nothing here"})).json());
+    let order: Vec<&str> = neutral.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(order, ["neutral", "negative", "positive"]);
+    // TEI: an array of one or two strings is one input, a text or a
+    // (text, text_pair) pair (here both texts' words count), answered alone.
+    let one = predict(json!({"inputs": ["good movie"], "raw_scores": true}));
+    check_scores(&labelled(&one.json()), &fixture_logits(1.0));
+    let pair = predict(json!({"inputs": ["a good start", "a bad end"], "raw_scores": true}));
+    assert_eq!(pair.status, 200, "{}", pair.body_str());
+    check_scores(&labelled(&pair.json()), &fixture_logits(0.0));
+}
+
+#[test]
+fn predict_answers_a_batch_with_a_list_per_input_in_order() {
+    let inputs = json!([
+        ["good"],
+        ["awful, just awful"],
+        ["a chair"],
+        ["great", "and happy"],
+        ["I hated it", "the worst"],
+    ]);
+    let s = [1.0, -2.0, 0.0, 2.0, -2.0];
+    let r = predict(json!({"inputs": inputs}));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let all = r.json();
+    let all = all.as_array().expect("a list per input");
+    assert_eq!(all.len(), 5, "{}", r.body_str());
+    for (i, v) in all.iter().enumerate() {
+        check_scores(&labelled(v), &softmax(&fixture_logits(s[i])));
+    }
+    // A batch of one is still a list of lists.
+    let r = predict(json!({"inputs": [["good"]]}));
+    assert_eq!(
+        r.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body_str()
+    );
+    assert!(r.json()[0].is_array(), "{}", r.body_str());
+}
+
+#[test]
+fn predict_batched_and_concurrent_single_requests_give_the_same_scores() {
+    let words = ["good", "bad", "great", "poor", "table", "love", "sad"];
+    let texts: Vec<String> = (0..24)
+        .map(|i| {
+            let n = i % 5;
+            let w: Vec<&str> = (0..=n).map(|k| words[(i + k * 3) % words.len()]).collect();
+            format!("text {i}: {}", w.join(" and "))
+        })
+        .collect();
+    let batch: Vec<Vec<&str>> = texts.iter().map(|t| vec![t.as_str()]).collect();
+    let r = predict(json!({"inputs": batch, "raw_scores": true}));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let together: Vec<Vec<(String, f64)>> =
+        r.json().as_array().unwrap().iter().map(labelled).collect();
+    let alone: Vec<Vec<(String, f64)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                s.spawn(move || {
+                    let r = predict(json!({"inputs": t, "raw_scores": true}));
+                    assert_eq!(r.status, 200, "{}", r.body_str());
+                    labelled(&r.json())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in together.iter().zip(&alone).enumerate() {
+        assert_eq!(a, b, "inputs[{i}] {:?}", texts[i]);
+    }
+}
+
+#[test]
+fn predict_errors_have_tei_shape_and_other_routes_refuse_the_classifier() {
+    let batch: Vec<[&str; 1]> = vec![["x"]; 2049];
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({}), 422, "inputs is required"),
+        (json!({"inputs": []}), 422, "must not be empty"),
+        (json!({"inputs": ["a", "b", "c"]}), 422, "array of arrays"),
+        (json!({"inputs": [["a"], "b"]}), 422, "inputs[1]"),
+        (json!({"inputs": 7}), 422, "must be a string"),
+        (json!({"inputs": batch}), 422, "at most 2048"),
+        (
+            json!({"inputs": "x", "model": "minilm"}),
+            422,
+            "not a classifier",
+        ),
+        (
+            json!({"inputs": "x", "model": RERANKER}),
+            422,
+            "is a reranker",
+        ),
+        (json!({"inputs": "x", "model": "nope"}), 404, "nope"),
+        (
+            json!({"inputs": "x", "truncation_direction": "left"}),
+            422,
+            "truncation_direction",
+        ),
+    ];
+    for (body, status, want) in cases {
+        let r = predict(body.clone());
+        assert_eq!(r.status, status, "{body}: {}", r.body_str());
+        tei_error(&r, status, "Validation", want);
+    }
+    let r = post(server(), "/predict", b"not json");
+    tei_error(&r, 422, "Validation", "not a valid request");
+    // Over max_length (512) with truncation off: 413 naming the input and
+    // its tokens; cut to 512 by default.
+    let long = "good ".repeat(600);
+    let r = predict(json!({"inputs": [["short"], [long]], "truncate": false}));
+    tei_error(&r, 413, "Validation", "inputs[1] has 602 tokens");
+    let r = predict(json!({"inputs": long, "raw_scores": true}));
+    // [CLS] + 510 words + [SEP]: s = 510.
+    check_scores(&labelled(&r.json()), &fixture_logits(510.0));
+    // Over max_text_bytes (256 KiB): 413 naming the input.
+    let r = predict(json!({"inputs": [["fine"], ["a ".repeat(140_000)]]}));
+    tei_error(&r, 413, "Validation", "inputs[1] is 280000 bytes");
+    // The other routes refuse the classifier, naming what it is.
+    let body = json!({"inputs": "x", "model": CLASSIFIER});
+    let r = post(server(), "/embed", body.to_string().as_bytes());
+    tei_error(&r, 422, "Validation", "is a classifier");
+    let r = rerank(json!({"query": "q", "texts": ["a"], "model": CLASSIFIER}));
+    tei_error(&r, 422, "Validation", "not a reranker");
+    let body = json!({"model": CLASSIFIER, "input": "x"}).to_string();
+    let r = post(server(), "/v1/embeddings", body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["param"], "model");
+    // Still one model of each other task: no "model" needed there.
+    let r = post(server(), "/embed", br#"{"inputs": "x"}"#);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let r = rerank(json!({"query": "q", "texts": ["q"]}));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    // /v1/models lists it.
+    let listed = get_json(server(), "/v1/models").json();
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&CLASSIFIER), "{listed}");
+}
+
+#[test]
+fn agents_classify_through_the_classifiers_mcp_tool_with_the_http_scores() {
+    use crate::mcp_http::{initialize, result};
+    let a = server();
+    let sid = initialize(a);
+    let tools = result(a, &sid, "tools/list", json!({}));
+    let tool = format!("classify_{CLASSIFIER}");
+    let listed = tools["tools"].as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&tool.as_str()), "{names:?}");
+    for other in ["embed_", "rank_", "rerank_", "model_"] {
+        let n = format!("{other}{CLASSIFIER}");
+        assert!(!names.contains(&n.as_str()), "{names:?}");
+    }
+    let desc = listed.iter().find(|t| t["name"] == tool.as_str()).unwrap()["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        desc.contains("negative, neutral, positive") && desc.contains("softmax"),
+        "{desc}"
+    );
+    let texts = ["I love it, it is great", "awful", "a chair", "good"];
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": tool, "arguments": {"texts": texts}}),
+    );
+    let s = &r["structuredContent"];
+    let results = s["results"].as_array().expect("results");
+    assert_eq!(results.len(), texts.len(), "{r}");
+    let batch: Vec<[&str; 1]> = texts.iter().map(|t| [*t]).collect();
+    let http = predict(json!({"inputs": batch})).json();
+    for (i, x) in results.iter().enumerate() {
+        assert_eq!(x["index"], i, "{x}");
+        let by_tool = labelled(&x["labels"]);
+        let by_http = labelled(&http[i]);
+        assert_eq!(by_tool.len(), 3);
+        for ((l, s), (m, t)) in by_tool.iter().zip(&by_http) {
+            assert_eq!(l, m, "text {i}");
+            assert!((s - t).abs() < 1e-6, "text {i} {l}: {s} vs {t}");
+        }
+    }
+    assert!(s["usage"]["tokens"].as_u64().unwrap() > 0, "{r}");
+    // top_n: the best labels only.
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": tool, "arguments": {"texts": ["good"], "top_n": 1}}),
+    );
+    let top = labelled(&r["structuredContent"]["results"][0]["labels"]);
+    assert_eq!(top.len(), 1, "{r}");
+    assert_eq!(top[0].0, "positive");
+    // list_models names the tool and the labels.
+    let r = result(
+        a,
+        &sid,
+        "tools/call",
+        json!({"name": "list_models", "arguments": {}}),
+    );
+    let models = r["structuredContent"]["models"].as_array().unwrap();
+    let m = models
+        .iter()
+        .find(|m| m["name"] == CLASSIFIER)
+        .expect("listed");
+    assert_eq!(m["tools"], json!([tool]), "{m}");
+    assert_eq!(m["text"]["labels"], json!(LABELS), "{m}");
+    assert_eq!(m["text"]["task"], "classify", "{m}");
+}
+
+#[test]
+fn a_classifier_answers_a_kserve_bytes_request_with_label_scores() {
+    let body = json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["good", "so bad and sad"]}]});
+    let path = format!("/v2/models/{CLASSIFIER}/infer");
+    let r = post(server(), &path, body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let out = &r.json()["outputs"][0];
+    assert_eq!(out["name"], "scores", "{out}");
+    assert_eq!(out["datatype"], "FP32");
+    assert_eq!(out["shape"], json!([2, 3]));
+    let data: Vec<f64> = out["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    // In label order, not sorted.
+    let want: Vec<f64> = softmax(&fixture_logits(1.0))
+        .into_iter()
+        .chain(softmax(&fixture_logits(-2.0)))
+        .collect();
+    for (g, w) in data.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-6, "{data:?} vs {want:?}");
+    }
+    // Asking for the embedding output of a classifier is refused.
+    let body = json!({
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["good"]}],
+        "outputs": [{"name": "embedding"}],
+    });
+    let r = post(server(), &path, body.to_string().as_bytes());
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert!(r.body_str().contains("scores"), "{}", r.body_str());
 }
