@@ -28,6 +28,7 @@
 #                                 (Infinity: ONNX Runtime's default, one per core)
 #   MAX_BATCH=32                  texts per run: Conduit's max_batch_size,
 #                                 Infinity's --batch-size, the ceilings' largest batch
+#   MAX_BATCH_TOKENS=16384        Conduit's max_batch_tokens (padded tokens per run)
 #   CEILING_RUST=1                0 = skip the Rust ceiling (examples/text_ort.rs)
 #   BUILD=1                       0 = use existing binaries
 #   INFINITY_INSTALL_TIMEOUT=1200 seconds for its pip install (first run only)
@@ -49,6 +50,7 @@ WARMUP=${WARMUP:-2}
 MAX_WINDOW=${MAX_WINDOW:-30}
 THREADS=${THREADS:-2}
 MAX_BATCH=${MAX_BATCH:-32}
+MAX_BATCH_TOKENS=${MAX_BATCH_TOKENS:-16384}
 CEILING_RUST=${CEILING_RUST:-1}
 BUILD=${BUILD:-1}
 INFINITY_INSTALL_TIMEOUT=${INFINITY_INSTALL_TIMEOUT:-1200}
@@ -143,7 +145,7 @@ done
 CONDUIT_CONFIG="task = \"embed\"
 pooling = \"mean\"
 max_batch_size = $MAX_BATCH
-max_batch_tokens = 16384
+max_batch_tokens = $MAX_BATCH_TOKENS
 max_queue_delay_us = 0
 intra_op_threads = $THREADS
 queue_timeout_ms = 120000"
