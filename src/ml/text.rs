@@ -441,20 +441,7 @@ impl TextModel {
 
     /// Tokenizes one text; `truncate` says what a text over `max_length` becomes.
     pub fn encode(&self, text: &str, truncate: bool) -> Result<Tokens, TextError> {
-        let tok = if truncate { &self.cutting } else { &self.whole };
-        let enc = tok
-            .encode_fast(text, true)
-            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
-        if enc.len() > self.max_length {
-            return Err(TextError::TooLong {
-                tokens: enc.len(),
-                max: self.max_length,
-            });
-        }
-        Ok(Tokens {
-            ids: enc.get_ids().to_vec(),
-            type_ids: enc.get_type_ids().to_vec(),
-        })
+        self.encode_input(text, truncate)
     }
 
     /// Tokenizes a (query, text) pair with the tokenizer's pair template
@@ -467,9 +454,17 @@ impl TextModel {
         text: &str,
         truncate: bool,
     ) -> Result<Tokens, TextError> {
+        self.encode_input((query, text), truncate)
+    }
+
+    fn encode_input<'s>(
+        &self,
+        input: impl Into<tokenizers::EncodeInput<'s>>,
+        truncate: bool,
+    ) -> Result<Tokens, TextError> {
         let tok = if truncate { &self.cutting } else { &self.whole };
         let enc = tok
-            .encode_fast((query, text), true)
+            .encode_fast(input, true)
             .map_err(|e| TextError::Tokenizer(e.to_string()))?;
         if enc.len() > self.max_length {
             return Err(TextError::TooLong {

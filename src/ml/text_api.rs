@@ -43,16 +43,12 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
     };
     let max_texts = cfg.max_texts_per_request;
     let max_bytes = usize::try_from(cfg.max_input_bytes).unwrap_or(usize::MAX);
-    let r = repo.clone();
-    router.route_with_limit(
-        Method::Post,
-        "/v1/embeddings",
-        Mode::Pool,
+    post(
+        router,
+        &repo,
         cfg.max_input_bytes,
-        move |req: &mut Request, cx: &mut Cx<'_>| {
-            openai_embeddings(&r, req, cx.responder(), limits);
-            Reply::Later
-        },
+        "/v1/embeddings",
+        move |r, req, responder| openai_embeddings(r, req, responder, limits),
     );
     let r = repo.clone();
     router.route(
@@ -71,38 +67,26 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
             ))
         },
     );
-    let r = repo.clone();
-    router.route_with_limit(
-        Method::Post,
+    post(
+        router,
+        &repo,
+        cfg.max_input_bytes,
         "/embed",
-        Mode::Pool,
-        cfg.max_input_bytes,
-        move |req: &mut Request, cx: &mut Cx<'_>| {
-            tei_embed(&r, req, cx.responder(), limits);
-            Reply::Later
-        },
+        move |r, req, responder| tei_embed(r, req, responder, limits),
     );
-    let r = repo.clone();
-    router.route_with_limit(
-        Method::Post,
+    post(
+        router,
+        &repo,
+        cfg.max_input_bytes,
         "/rerank",
-        Mode::Pool,
-        cfg.max_input_bytes,
-        move |req: &mut Request, cx: &mut Cx<'_>| {
-            tei_rerank(&r, req, cx.responder(), max_texts, max_bytes);
-            Reply::Later
-        },
+        move |r, req, responder| tei_rerank(r, req, responder, max_texts, max_bytes),
     );
-    let r = repo.clone();
-    router.route_with_limit(
-        Method::Post,
-        "/predict",
-        Mode::Pool,
+    post(
+        router,
+        &repo,
         cfg.max_input_bytes,
-        move |req: &mut Request, cx: &mut Cx<'_>| {
-            tei_predict(&r, req, cx.responder(), limits);
-            Reply::Later
-        },
+        "/predict",
+        move |r, req, responder| tei_predict(r, req, responder, limits),
     );
     let r = repo;
     router.route_with_limit(
@@ -121,6 +105,28 @@ pub fn routes(router: &mut Router, repo: Arc<Repository>, cfg: &MlConfig) {
     for path in ["/embed", "/rerank", "/predict", "/tokenize"] {
         router.error_bodies(path, tei_http_error);
     }
+}
+
+/// Routes `POST path` (a body of at most `max_body_bytes`) to `f`,
+/// on the worker pool; `f` answers through the responder.
+fn post(
+    router: &mut Router,
+    repo: &Arc<Repository>,
+    max_body_bytes: u64,
+    path: &str,
+    f: impl Fn(&Repository, &Request, Responder) + Send + Sync + 'static,
+) {
+    let repo = repo.clone();
+    router.route_with_limit(
+        Method::Post,
+        path,
+        Mode::Pool,
+        max_body_bytes,
+        move |req: &mut Request, cx: &mut Cx<'_>| {
+            f(&repo, req, cx.responder());
+            Reply::Later
+        },
+    );
 }
 
 /// The http layer's error `status` in OpenAI's shape.
@@ -502,24 +508,54 @@ fn openai_embeddings(repo: &Repository, req: &Request, responder: Responder, lim
             }
         };
         let tokens = tokenize(&text, "input", inputs, text.truncate, limits)?;
-        Ok((lease, text, tokens, name, base64, dims))
+        let used: usize = tokens.iter().map(Tokens::len).sum();
+        Ok((lease, tokens, (name, base64, dims, text.normalize, used)))
     })();
-    let (lease, text, tokens, name, base64, dims) = match prepared {
-        Ok(p) => p,
+    submit(
+        Api::OpenAi,
+        responder,
+        prepared,
+        |vectors, (name, base64, dims, normalize, used)| {
+            openai_response(&name, vectors, dims, normalize, base64, used)
+        },
+    );
+}
+
+/// The API a text route speaks: the shape of its errors.
+#[derive(Clone, Copy)]
+enum Api {
+    OpenAi,
+    Tei,
+}
+
+/// Answers a text request that `prepared` (the lease, the tokens, what
+/// the answer needs) or its failure: the tokens go to the model's batcher
+/// and `finish` makes the answer of its outputs; a failure, the engine's
+/// included, is answered in `api`'s shape.
+fn submit<P: Send + 'static>(
+    api: Api,
+    responder: Responder,
+    prepared: Result<(Lease, Vec<Tokens>, P), Failure>,
+    finish: impl FnOnce(Vec<Vec<f32>>, P) -> Response + Send + 'static,
+) {
+    let shape = move |f: Failure| match api {
+        Api::OpenAi => f.openai(),
+        Api::Tei => f.tei(),
+    };
+    let (lease, tokens, p) = match prepared {
+        Ok(x) => x,
         Err(f) => {
-            let _ = responder.respond(f.openai());
+            let _ = responder.respond(shape(f));
             return;
         }
     };
-    let used: usize = tokens.iter().map(Tokens::len).sum();
     let count = tokens.len();
-    let normalize = text.normalize;
     lease.submit_texts(
         tokens,
         Box::new(move |result| {
             answer(count, responder, move || match result {
-                Ok(vectors) => openai_response(&name, vectors, dims, normalize, base64, used),
-                Err(e) => Failure::from_engine(&e).openai(),
+                Ok(outputs) => finish(outputs, p),
+                Err(e) => shape(Failure::from_engine(&e)),
             })
         }),
     );
@@ -675,28 +711,12 @@ fn tei_embed(repo: &Repository, req: &Request, responder: Responder, limits: Lim
         let tokens = tokenize(&text, "inputs", inputs, truncate, limits)?;
         Ok((lease, tokens, r.normalize.unwrap_or(text.normalize)))
     })();
-    let (lease, tokens, normalize) = match prepared {
-        Ok(p) => p,
-        Err(f) => {
-            let _ = responder.respond(f.tei());
-            return;
+    submit(Api::Tei, responder, prepared, |mut vectors, normalize| {
+        if normalize {
+            vectors.iter_mut().for_each(|v| text::normalize(v));
         }
-    };
-    let count = tokens.len();
-    lease.submit_texts(
-        tokens,
-        Box::new(move |result| {
-            answer(count, responder, move || match result {
-                Ok(mut vectors) => {
-                    if normalize {
-                        vectors.iter_mut().for_each(|v| text::normalize(v));
-                    }
-                    json_response(&vectors)
-                }
-                Err(e) => Failure::from_engine(&e).tei(),
-            })
-        }),
-    );
+        json_response(&vectors)
+    });
 }
 
 /// TEI's `inputs`: a string or a non-empty array of at most `max_texts` strings.
@@ -781,27 +801,11 @@ fn tei_rerank(
             .map(|(i, p)| p.map_err(|e| Failure::from_text("texts", i, &e)))
             .collect::<Result<Vec<_>, _>>()?;
         let texts = r.return_text.then_some(texts);
-        Ok((lease, tokens, texts, r.raw_scores))
+        Ok((lease, tokens, (texts, r.raw_scores)))
     })();
-    let (lease, tokens, texts, raw) = match prepared {
-        Ok(p) => p,
-        Err(f) => {
-            let _ = responder.respond(f.tei());
-            return;
-        }
-    };
-    let count = tokens.len();
-    lease.submit_texts(
-        tokens,
-        Box::new(move |result| {
-            answer(count, responder, move || match result {
-                Ok(logits) => {
-                    ranks(&logits, texts, raw).map_or_else(|f| f.tei(), |r| json_response(&r))
-                }
-                Err(e) => Failure::from_engine(&e).tei(),
-            })
-        }),
-    );
+    submit(Api::Tei, responder, prepared, |logits, (texts, raw)| {
+        ranks(&logits, texts, raw).map_or_else(|f| f.tei(), |r| json_response(&r))
+    });
 }
 
 /// A `/rerank` body, read and checked before any model is touched: the
@@ -1013,30 +1017,19 @@ fn tei_predict(repo: &Repository, req: &Request, responder: Responder, limits: L
         let truncate = r.truncate.unwrap_or(text.truncate);
         let inputs = Inputs::Sequences(inputs);
         let tokens = tokenize(&text, "inputs", inputs, truncate, limits)?;
-        Ok((lease, text.labels.clone(), tokens, batch, r.raw_scores))
+        Ok((lease, tokens, (text.labels.clone(), batch, r.raw_scores)))
     })();
-    let (lease, labels, tokens, batch, raw) = match prepared {
-        Ok(p) => p,
-        Err(f) => {
-            let _ = responder.respond(f.tei());
-            return;
-        }
-    };
-    let count = tokens.len();
-    lease.submit_texts(
-        tokens,
-        Box::new(move |result| {
-            answer(count, responder, move || match result {
-                Ok(logits) => match predictions(&labels, &logits, raw) {
-                    Ok(p) => match (batch, p.as_slice()) {
-                        (false, [one]) => json_response(one),
-                        _ => json_response(&p),
-                    },
-                    Err(f) => f.tei(),
-                },
-                Err(e) => Failure::from_engine(&e).tei(),
-            })
-        }),
+    submit(
+        Api::Tei,
+        responder,
+        prepared,
+        |logits, (labels, batch, raw)| match predictions(&labels, &logits, raw) {
+            Ok(p) => match (batch, p.as_slice()) {
+                (false, [one]) => json_response(one),
+                _ => json_response(&p),
+            },
+            Err(f) => f.tei(),
+        },
     );
 }
 

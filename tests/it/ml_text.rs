@@ -78,6 +78,21 @@ fn vectors(r: &RawResponse) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The names in session `sid`'s `tools/list`.
+fn tool_names(a: SocketAddr, sid: &str) -> Vec<String> {
+    let tools = crate::mcp_http::result(a, sid, "tools/list", json!({}));
+    tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn has(names: &[String], name: &str) -> bool {
+    names.iter().any(|n| n == name)
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -278,19 +293,13 @@ fn agents_embed_and_rank_text_through_mcp_tools() {
     use crate::mcp_http::{initialize, result};
     let a = server();
     let sid = initialize(a);
-    let tools = result(a, &sid, "tools/list", json!({}));
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(a, &sid);
     assert!(
-        names.contains(&"embed_minilm") && names.contains(&"rank_minilm"),
+        has(&names, "embed_minilm") && has(&names, "rank_minilm"),
         "{names:?}"
     );
     assert!(
-        !names.contains(&"model_minilm"),
+        !has(&names, "model_minilm"),
         "a text model is called with text"
     );
     let r = result(
@@ -473,19 +482,12 @@ fn agents_rerank_through_the_rerankers_mcp_tool_with_the_http_scores() {
     use crate::mcp_http::{initialize, result};
     let a = server();
     let sid = initialize(a);
-    let tools = result(a, &sid, "tools/list", json!({}));
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(a, &sid);
     let tool = format!("rerank_{RERANKER}");
-    assert!(names.contains(&tool.as_str()), "{names:?}");
+    assert!(has(&names, &tool), "{names:?}");
     // A reranker makes no vectors: no embed_ or cosine rank_ tool for it.
     assert!(
-        !names.contains(&format!("embed_{RERANKER}").as_str())
-            && !names.contains(&format!("rank_{RERANKER}").as_str()),
+        !has(&names, &format!("embed_{RERANKER}")) && !has(&names, &format!("rank_{RERANKER}")),
         "{names:?}"
     );
     let texts = passages();
