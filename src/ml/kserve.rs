@@ -441,6 +441,7 @@ fn infer_route(repo: &Arc<Repository>, req: &mut Request, cx: &mut Cx<'_>) -> Re
 /// label probabilities, in label order).
 fn text_output(task: Task) -> &'static str {
     match task {
+        // A reranker is refused before its texts are run.
         Task::Embed | Task::Rerank => "embedding",
         Task::Classify => "scores",
     }
@@ -605,6 +606,15 @@ fn parse_texts(req: &Request, max_texts: usize, output: &str) -> Result<Option<T
 /// `scores`, the softmax of its logits, as `/predict` gives them).
 fn submit_texts(lease: Lease, text: &TextModel, t: TextInfer, responder: Responder) {
     use rayon::prelude::*;
+    if text.task == Task::Rerank {
+        lease.stats().failed();
+        let e = Error::BadInput(format!(
+            "model {:?} is a reranker: it scores (query, text) pairs, not single texts; send them to POST /rerank",
+            lease.name()
+        ));
+        let _ = responder.respond(error_reply(&e));
+        return;
+    }
     let tokens: Result<Vec<Tokens>, Error> = t
         .texts
         .par_iter()

@@ -1023,3 +1023,20 @@ fn a_classifier_answers_a_kserve_bytes_request_with_label_scores() {
     assert_eq!(r.status, 400, "{}", r.body_str());
     assert!(r.body_str().contains("scores"), "{}", r.body_str());
 }
+
+#[test]
+fn a_reranker_refuses_a_kserve_bytes_request_of_single_texts() {
+    let body =
+        json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["Paris"]}]});
+    let r = post(
+        server(),
+        &format!("/v2/models/{RERANKER}/infer"),
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("reranker") && r.body_str().contains("/rerank"),
+        "{}",
+        r.body_str()
+    );
+}
