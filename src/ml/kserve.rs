@@ -34,7 +34,11 @@ pub(crate) fn status_of(e: &Error) -> u16 {
         Error::NotFound(_) | Error::VersionNotFound { .. } => 404,
         Error::QueueTimeout(_) => 504,
         Error::Inference(_) => 500,
-        _ => 503,
+        Error::LibraryMissing { .. }
+        | Error::LoadFailed { .. }
+        | Error::ModelLoad { .. }
+        | Error::Unavailable(_)
+        | Error::QueueFull => 503,
     }
 }
 

@@ -468,7 +468,7 @@ impl Repository {
         let e = self.find(name)?;
         let version = match &*lock(&e.state) {
             State::Ready(l) => l.version.clone(),
-            _ => String::new(),
+            State::Unloaded { .. } | State::Failed(_) => String::new(),
         };
         Ok((e.stats.clone(), version))
     }
@@ -568,7 +568,7 @@ impl Repository {
         let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
         let memory_of = |e: &Entry| match &*lock(&e.state) {
             State::Ready(l) => l.memory,
-            _ => 0,
+            State::Unloaded { .. } | State::Failed(_) => 0,
         };
         let mut total: u64 = entries.iter().map(|e| memory_of(e)).sum();
         let mut candidates: Vec<&Arc<Entry>> = entries

@@ -110,8 +110,9 @@ pub struct TextModel {
     /// Token ids are below this (`get_vocab_size` builds the vocabulary
     /// afresh on every call).
     vocab: u32,
-    /// One entry per graph input, in graph order.
-    feeds: Vec<(Feed, DType)>,
+    /// One entry per graph input, in graph order: what it takes and
+    /// whether its ids are 32-bit (else 64-bit).
+    feeds: Vec<(Feed, bool)>,
     vectors: Vectors,
     /// Length of a text vector (1 for a reranker: its logit; a
     /// classifier: one logit per label).
@@ -258,16 +259,18 @@ impl TextModel {
                     ))
                 }
             };
-            if !matches!(s.dtype, DType::I64 | DType::I32) || s.shape.len() != 2 {
-                return Err(format!(
+            let narrow = match (s.dtype, s.shape.len()) {
+                (DType::I32, 2) => true,
+                (DType::I64, 2) => false,
+                _ => return Err(format!(
                     "text model: input {:?} must be INT64 or INT32 [batch, sequence], not {} {:?}",
                     s.name,
                     s.dtype.name(),
                     s.shape
-                ));
-            }
+                )),
+            };
             seq_limit = seq_limit.min(s.max_dims.get(1).copied().unwrap_or(usize::MAX));
-            feeds.push((feed, s.dtype));
+            feeds.push((feed, narrow));
         }
         if !feeds.iter().any(|(f, _)| *f == Feed::Ids) {
             return Err("text model: the graph has no input_ids input".into());
@@ -551,7 +554,7 @@ impl TextModel {
         self.feeds
             .iter()
             .zip(&meta.inputs)
-            .map(|(&(feed, dtype), spec)| {
+            .map(|(&(feed, narrow), spec)| {
                 let mut v: Vec<i64> = Vec::with_capacity(rows * width);
                 for t in texts {
                     let (row, pad): (Box<dyn Iterator<Item = i64>>, i64) = match feed {
@@ -565,9 +568,10 @@ impl TextModel {
                     v.extend(row);
                     v.extend(std::iter::repeat_n(pad, width - t.len()));
                 }
-                let data = match dtype {
-                    DType::I32 => Data::I32(v.into_iter().map(|x| x as i32).collect()),
-                    _ => Data::I64(v),
+                let data = if narrow {
+                    Data::I32(v.into_iter().map(|x| x as i32).collect())
+                } else {
+                    Data::I64(v)
                 };
                 Tensor {
                     name: spec.name.clone(),

@@ -22,7 +22,14 @@ fn elem_schema(d: DType) -> Value {
     match d {
         DType::Bool => json!({"type": "boolean"}),
         DType::F32 | DType::F64 => json!({"type": "number"}),
-        _ => json!({"type": "integer"}),
+        DType::U8
+        | DType::U16
+        | DType::U32
+        | DType::U64
+        | DType::I8
+        | DType::I16
+        | DType::I32
+        | DType::I64 => json!({"type": "integer"}),
     }
 }
 
