@@ -117,11 +117,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // a model repository it is loaded only if a request needs it.
     if cfg.ml.models.is_empty() && !cfg.ml.repository_api {
         tracing::info!("no model repository configured (--models); ONNX Runtime not loaded");
-    } else {
-        match conduit::ml::Runtime::get(&cfg.ml) {
-            Ok(rt) => tracing::info!(library = %rt.path().display(), "ONNX Runtime loaded"),
-            Err(e) => tracing::warn!(error = %e, "inference is off"),
-        }
+    } else if let Err(e) = conduit::ml::Runtime::get(&cfg.ml) {
+        // Runtime::get logs where it loaded the library from.
+        tracing::warn!("inference is off: {e}");
     }
     // Handlers go in before the server listens: a SIGTERM that arrived while
     // they were not installed yet would kill the process outright, dropping

@@ -448,13 +448,15 @@ fn lru_evicts_the_least_recently_used_idle_model_and_reloads_it() {
 
 #[test]
 fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
-    // A working directory without .cache/, and no library configured.
+    // A library named on purpose (ORT_DYLIB_PATH) that is missing is the
+    // only place looked: the server does not fall back to another copy.
     let dir = temp_repo("noort");
     add_model(&dir, "models/mlp", "mlp", None);
     let models = dir.display().to_string();
+    let missing = dir.join("no-such-libonnxruntime.so").display().to_string();
     let p = start_binary_with(
         &["--models", models.as_str()],
-        &[("ORT_DYLIB_PATH", "")],
+        &[("ORT_DYLIB_PATH", missing.as_str())],
         Some(&dir),
     );
     let r = get_path(p.addr, "/plaintext");
@@ -463,6 +465,8 @@ fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
     assert_eq!(r.status, 503, "{}", r.body_str());
     let err = r.json()["error"].as_str().unwrap().to_string();
     assert!(err.contains("scripts/fetch-onnxruntime"), "{err}");
+    // SECURITY.md I10: where the server looked stays in its log.
+    assert!(!err.contains(&missing), "{err}");
     assert_eq!(get_path(p.addr, "/v2/health/ready").status, 503);
     assert_eq!(get_path(p.addr, "/v2/health/live").status, 200);
 }
