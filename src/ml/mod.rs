@@ -22,7 +22,7 @@ pub mod text;
 pub mod text_api;
 pub mod tools;
 
-pub use repository::{Lease, Repository};
+pub use repository::{Change, Lease, Repository};
 pub use runtime::{MlConfig, Runtime};
 pub use tensor::{DType, Data, Tensor, TensorSpec};
 
