@@ -38,7 +38,9 @@ pub struct MlConfig {
     /// The model repository directory (`models/<name>/[<version>/]model.onnx`,
     /// optional `config.toml`); empty = no models. `conduit serve --models DIR`.
     pub models: String,
-    /// Load every model at startup (on a background thread) instead of on first use. Default true.
+    /// Load every model at startup instead of on first use: `conduit
+    /// serve` on a background thread, `conduit stdio` before it reads stdin
+    /// (so the first `tools/list` has their tools). Default true.
     pub eager_load: bool,
     /// Most bytes the loaded models may hold together (measured around load
     /// and warm-up); the least recently used idle model is evicted to stay
