@@ -7,7 +7,7 @@
 //!        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'`
 
 use conduit::config::Config;
-use conduit::mcp::{Contents, ListKind, Prompt, Resource, Tool, ToolError, ToolResult};
+use conduit::mcp::{Contents, Prompt, Resource, Tool, ToolError, ToolResult};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -50,6 +50,8 @@ fn main() -> anyhow::Result<()> {
         "properties": { "words": { "type": "integer" } },
         "required": ["words"]
     }))?;
+    // Clients connected already hear of it: every registry change sends
+    // notifications/tools/list_changed (resources, prompts likewise).
     mcp.registry.add_tool(tool);
 
     mcp.registry.add_resource(Resource::new(
@@ -75,9 +77,6 @@ fn main() -> anyhow::Result<()> {
             Ok(json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": format!("Translate into {to}:\n{text}") } }] }))
         },
     ));
-    // Clients connected before the registration learn about it.
-    mcp.list_changed(ListKind::Tools);
-
     println!(
         "MCP server with word_count on http://{}/mcp (Ctrl-C to stop)",
         running.local_addr()

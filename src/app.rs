@@ -91,7 +91,7 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     let mut router = Router::new();
     builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
     let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg));
-    let models = serve_models(cfg, ml_metrics, mcp.as_ref());
+    let models = serve_models(cfg, ml_metrics, mcp.as_ref(), Load::Background);
     ml::kserve::routes(
         &mut router,
         models.clone(),
@@ -169,26 +169,50 @@ pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
     server
 }
 
-/// The MCP server for `conduit stdio`: built-in tools plus the models as tools.
-pub fn stdio_server(cfg: &Config) -> Arc<mcp::Server> {
+/// The MCP server for `conduit stdio` (built-in tools plus the models as
+/// tools) and its model repository. With `ml.eager_load` (the default) the
+/// models are loaded before this returns, so the client's first
+/// `tools/list` has their tools. Loading them in the background instead
+/// would race the client: an agent lists tools right after `initialize`,
+/// and many agents never list again, `list_changed` or not. Serving from
+/// the repository's index and loading on the first call would need each
+/// model's input schema before its graph is read. Waiting is bounded by
+/// the loads themselves (a model that fails to load just has no tool and
+/// says why in `list_models`), and nothing else is waiting: the client
+/// started the process and its `initialize` is answered once serving.
+pub fn stdio_server(cfg: &Config) -> (Arc<mcp::Server>, Arc<ml::Repository>) {
     let server = mcp_server(cfg);
-    serve_models(cfg, ml::stats::Metrics::default(), Some(&server));
-    server
+    let models = serve_models(cfg, ml::stats::Metrics::default(), Some(&server), Load::Now);
+    (server, models)
+}
+
+/// When [`serve_models`] loads the models (with `ml.eager_load` on).
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// Before returning.
+    Now,
+    /// On a background thread: the HTTP server listens meanwhile, and each
+    /// model's tools reach connected MCP clients with `list_changed`.
+    Background,
 }
 
 /// The model repository, its models as tools of `mcp` (if `ml.mcp_tools`),
-/// and eager loading started (if `ml.eager_load`).
+/// and eager loading done or started (if `ml.eager_load`).
 fn serve_models(
     cfg: &Config,
     metrics: ml::stats::Metrics,
     mcp: Option<&Arc<mcp::Server>>,
+    load: Load,
 ) -> Arc<ml::Repository> {
     let models = ml::Repository::open(&cfg.ml, metrics);
     if let (Some(server), true) = (mcp, cfg.ml.mcp_tools) {
         ml::tools::register(&models, server);
     }
     if cfg.ml.eager_load {
-        models.load_all_in_background();
+        match load {
+            Load::Now => models.load_all(),
+            Load::Background => models.load_all_in_background(),
+        }
     }
     models
 }

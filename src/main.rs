@@ -100,8 +100,11 @@ fn init_logging(cfg: &config::LogConfig) {
     // A log write that fails (a supervisor's pipe whose reader is gone) is
     // dropped: by default tracing-subscriber reports it with `eprintln!`,
     // which panics on the same closed pipe and kills the logging thread.
+    // Colours only for a terminal: an agent that launched `conduit stdio`
+    // shows its stderr as plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .log_internal_errors(false);
     match cfg.format {
@@ -117,11 +120,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // a model repository it is loaded only if a request needs it.
     if cfg.ml.models.is_empty() && !cfg.ml.repository_api {
         tracing::info!("no model repository configured (--models); ONNX Runtime not loaded");
-    } else {
-        match conduit::ml::Runtime::get(&cfg.ml) {
-            Ok(rt) => tracing::info!(library = %rt.path().display(), "ONNX Runtime loaded"),
-            Err(e) => tracing::warn!(error = %e, "inference is off"),
-        }
+    } else if let Err(e) = conduit::ml::Runtime::get(&cfg.ml) {
+        // Runtime::get logs where it loaded the library from.
+        tracing::warn!("inference is off: {e}");
     }
     // Handlers go in before the server listens: a SIGTERM that arrived while
     // they were not installed yet would kill the process outright, dropping
@@ -161,10 +162,41 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why `conduit stdio` serves no model tools, if it serves none: an agent
+/// shows the server's stderr, and this is the line that explains a
+/// missing tool (no ONNX Runtime: every place looked; no models).
+fn inference_off(cfg: &config::Config, models: &conduit::ml::Repository) -> Option<String> {
+    if cfg.ml.models.is_empty() {
+        return Some(
+            "no model repository configured (conduit stdio --models DIR, or [ml] models)".into(),
+        );
+    }
+    if let Err(e) = models.runtime() {
+        return Some(e.to_string());
+    }
+    if models.names().is_empty() {
+        return Some(format!(
+            "no models in {} (expected <name>/model.onnx or <name>/<version>/model.onnx)",
+            cfg.ml.models
+        ));
+    }
+    if !cfg.ml.eager_load {
+        return Some("ml.eager_load is false, and over stdio nothing loads a model on demand (a model's tools appear once it is loaded)".into());
+    }
+    None
+}
+
 fn stdio(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
-    let server = conduit::app::stdio_server(&cfg);
+    // Models load before stdin is read (see app::stdio_server).
+    let (server, models) = conduit::app::stdio_server(&cfg);
+    match inference_off(&cfg, &models) {
+        // Not a fault when no models were asked for; a warning otherwise.
+        Some(why) if cfg.ml.models.is_empty() => tracing::info!("inference is off: {why}"),
+        Some(why) => tracing::warn!("inference is off: {why}"),
+        None => {}
+    }
     let stdin = std::io::stdin().lock();
     let max_line = usize::try_from(cfg.mcp.max_body_bytes).unwrap_or(usize::MAX);
     conduit::mcp::transport::stdio::run(

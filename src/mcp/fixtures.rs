@@ -795,7 +795,6 @@ fn stateless_fixtures(reg: &Registry, server: &std::sync::Arc<super::Server>) {
                         server.registry.add_tool(t);
                     }
                 }
-                server.list_changed(super::ListKind::Tools);
                 Ok(ToolResult::text("tools changed"))
             },
         ),
@@ -816,7 +815,6 @@ fn stateless_fixtures(reg: &Registry, server: &std::sync::Arc<super::Server>) {
                     Ok(json!({ "messages": [{ "role": "user", "content": content::text("dynamic") }] }))
                 }));
                 }
-                server.list_changed(super::ListKind::Prompts);
                 Ok(ToolResult::text("prompts changed"))
             },
         ),

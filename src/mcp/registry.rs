@@ -1,9 +1,10 @@
 //! Tools, resources and prompts, and the registry that serves them.
 //!
 //! The registry is copy-on-write: readers take a cheap snapshot (`Arc`), a
-//! change swaps in a new table and bumps a version so the server can send
-//! `list_changed` notifications. Each snapshot pre-renders its `tools/list`
-//! pages, so listing tools costs no serialization.
+//! change swaps in a new table and then tells the change hook which list
+//! changed (the server sends `notifications/*/list_changed` from it). Each
+//! snapshot pre-renders its `tools/list` pages, so listing tools costs no
+//! serialization.
 
 use super::context::ToolCtx;
 use super::error::Error;
@@ -650,10 +651,21 @@ impl Snapshot {
     }
 }
 
-/// The live registry. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+type ChangeFn = dyn Fn(ListKind) + Send + Sync;
+
+/// The live registry. Cloning shares it (and its change hook).
+#[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<RwLock<Arc<Snapshot>>>,
+    on_change: Arc<RwLock<Option<Arc<ChangeFn>>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("tools", &self.snapshot().tools.len())
+            .finish()
+    }
 }
 
 /// Which list changed (for `notifications/*/list_changed`).
@@ -676,62 +688,94 @@ impl Registry {
         }
     }
 
+    /// Calls `f` after every change, with the list that changed (once per
+    /// change, after the new snapshot is in place, so a client that lists
+    /// on hearing of it sees the change). Replaces an earlier hook.
+    pub fn on_change(&self, f: impl Fn(ListKind) + Send + Sync + 'static) {
+        let f: Arc<ChangeFn> = Arc::new(f);
+        match self.on_change.write() {
+            Ok(mut g) => *g = Some(f),
+            Err(p) => *p.into_inner() = Some(f),
+        }
+    }
+
+    /// Applies `f` to copies of the lists; if it reports a change, swaps
+    /// in the new snapshot and then calls the change hook for `kind`
+    /// (outside the lock: the hook may take a snapshot).
     fn update(
         &self,
-        f: impl FnOnce(&mut Vec<Arc<Tool>>, &mut Vec<Arc<Resource>>, &mut Vec<Arc<Prompt>>),
-    ) {
-        let mut g = match self.inner.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
+        kind: ListKind,
+        f: impl FnOnce(&mut Vec<Arc<Tool>>, &mut Vec<Arc<Resource>>, &mut Vec<Arc<Prompt>>) -> bool,
+    ) -> bool {
+        {
+            let mut g = match self.inner.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let (mut t, mut r, mut p) = (g.tools.clone(), g.resources.clone(), g.prompts.clone());
+            if !f(&mut t, &mut r, &mut p) {
+                return false;
+            }
+            *g = Arc::new(Snapshot::build(t, r, p));
+        }
+        let hook = match self.on_change.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
         };
-        let (mut t, mut r, mut p) = (g.tools.clone(), g.resources.clone(), g.prompts.clone());
-        f(&mut t, &mut r, &mut p);
-        *g = Arc::new(Snapshot::build(t, r, p));
+        if let Some(hook) = hook {
+            hook(kind);
+        }
+        true
     }
 
     /// Adds (or replaces, by name) a tool.
     pub fn add_tool(&self, tool: Tool) {
-        self.update(|t, _, _| {
-            t.retain(|x| x.name != tool.name);
-            t.push(Arc::new(tool));
-        });
+        self.replace_tools(&[], vec![tool]);
+    }
+
+    /// Removes the tools named in `remove` and adds (or replaces, by name)
+    /// those in `add`, as one change: one snapshot, one notification.
+    /// Returns whether anything changed.
+    pub fn replace_tools(&self, remove: &[String], add: Vec<Tool>) -> bool {
+        self.update(ListKind::Tools, |t, _, _| {
+            let before = t.len();
+            t.retain(|x| !remove.contains(&x.name) && !add.iter().any(|a| a.name == x.name));
+            let removed = t.len() != before;
+            let added = !add.is_empty();
+            t.extend(add.into_iter().map(Arc::new));
+            removed || added
+        })
     }
 
     /// Removes a tool; returns whether it existed.
     pub fn remove_tool(&self, name: &str) -> bool {
-        let mut found = false;
-        self.update(|t, _, _| {
-            let before = t.len();
-            t.retain(|x| x.name != name);
-            found = t.len() != before;
-        });
-        found
+        self.replace_tools(&[name.to_string()], Vec::new())
     }
 
     /// Adds (or replaces, by URI) a resource or template.
     pub fn add_resource(&self, res: Resource) {
-        self.update(|_, r, _| {
+        self.update(ListKind::Resources, |_, r, _| {
             r.retain(|x| x.uri != res.uri);
             r.push(Arc::new(res));
+            true
         });
     }
 
     /// Removes a prompt; returns whether it existed.
     pub fn remove_prompt(&self, name: &str) -> bool {
-        let mut found = false;
-        self.update(|_, _, p| {
+        self.update(ListKind::Prompts, |_, _, p| {
             let before = p.len();
             p.retain(|x| x.name != name);
-            found = p.len() != before;
-        });
-        found
+            p.len() != before
+        })
     }
 
     /// Adds (or replaces, by name) a prompt.
     pub fn add_prompt(&self, prompt: Prompt) {
-        self.update(|_, _, p| {
+        self.update(ListKind::Prompts, |_, _, p| {
             p.retain(|x| x.name != prompt.name);
             p.push(Arc::new(prompt));
+            true
         });
     }
 }
@@ -829,5 +873,47 @@ mod tests {
         let p2 = s.tools_page(2).unwrap();
         assert!(p2.get("nextCursor").is_none());
         assert_eq!(p2["tools"].as_array().unwrap().len(), 50);
+    }
+
+    #[test]
+    fn every_change_calls_the_hook_once_with_its_list_and_no_change_calls_none() {
+        use std::sync::Mutex;
+        let reg = Registry::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, r) = (seen.clone(), reg.clone());
+        reg.on_change(move |k| {
+            // The new snapshot is in place when the hook runs.
+            let n = r.snapshot().tools.len();
+            s.lock().unwrap().push((k, n));
+        });
+        let tool = |n: &str| {
+            Tool::new(n, "d", json!({"type": "object"}), |_, _| {
+                Ok(ToolResult::text("x"))
+            })
+            .unwrap()
+        };
+        reg.add_tool(tool("a"));
+        assert!(reg.replace_tools(&["a".into()], vec![tool("b"), tool("c")]));
+        assert!(!reg.remove_tool("a"), "gone already: no change");
+        assert!(!reg.replace_tools(&[], Vec::new()));
+        assert!(reg.remove_tool("b"));
+        reg.add_prompt(Prompt::new("p", "d", &[], |_| Ok(json!({}))));
+        assert!(!reg.remove_prompt("q"));
+        reg.add_resource(Resource::new("x://r", "r", "d", "text/plain", |_| {
+            Ok(vec![])
+        }));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                (ListKind::Tools, 1),
+                (ListKind::Tools, 2),
+                (ListKind::Tools, 1),
+                (ListKind::Prompts, 1),
+                (ListKind::Resources, 1),
+            ]
+        );
+        let snap = reg.snapshot();
+        let names: Vec<&str> = snap.tools.iter().map(|t| t.name()).collect();
+        assert_eq!(names, ["c"]);
     }
 }

@@ -205,6 +205,16 @@ impl Server {
             state_key,
             listeners: std::sync::Mutex::new(Vec::new()),
         });
+        // Every change to the registry (a model's tools added when it loads,
+        // removed when it is unloaded, fixtures' dynamic tools) reaches
+        // every client with a stream for it: one place, so no code path
+        // that changes a list can forget to say so.
+        let weak = Arc::downgrade(&s);
+        s.registry.on_change(move |kind| {
+            if let Some(s) = weak.upgrade() {
+                s.list_changed(kind);
+            }
+        });
         let weak = Arc::downgrade(&s);
         // Idle sessions are reaped once a second; the thread ends with the server.
         let _ = std::thread::Builder::new()
@@ -233,7 +243,13 @@ impl Server {
         json!({ "name": self.cfg.server_name, "title": "Conduit", "version": env!("CARGO_PKG_VERSION") })
     }
 
-    /// Tells every session that a list changed (tools after a model loads, …).
+    /// Tells every client that a list changed: each session with a stream
+    /// for messages not tied to a request (stdio, a Streamable HTTP GET
+    /// stream, a legacy SSE stream; without one it is dropped, as MCP
+    /// allows) and each 2026-07-28 `subscriptions/listen` stream that asked
+    /// for this list. Stateless requests have no other stream to carry it.
+    /// Registry changes call this themselves (see [`Server::new`]); call it
+    /// for changes the registry cannot see.
     pub fn list_changed(&self, kind: ListKind) {
         let method = match kind {
             ListKind::Tools => "notifications/tools/list_changed",

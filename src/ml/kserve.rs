@@ -1021,11 +1021,24 @@ mod tests {
         assert_eq!(error_reply(&Error::BadInput("x".into())).status(), 400);
         assert_eq!(error_reply(&Error::InvalidName("..".into())).status(), 400);
         assert_eq!(error_reply(&Error::NotFound("m".into())).status(), 404);
-        let missing = error_reply(&Error::LibraryMissing { looked: "x".into() });
+        let missing = error_reply(&Error::LibraryMissing {
+            looked: "/home/op/.cache/conduit/onnxruntime/libonnxruntime.so.1.31.1 (the user cache)"
+                .into(),
+        });
         assert_eq!(missing.status(), 503);
-        assert!(std::str::from_utf8(missing.body())
-            .unwrap()
-            .contains("scripts/fetch-onnxruntime"));
+        let body = std::str::from_utf8(missing.body()).unwrap();
+        assert!(body.contains("scripts/fetch-onnxruntime"), "{body}");
+        // SECURITY.md I10: the server's paths stay in its log.
+        assert!(!body.contains("/home/op"), "{body}");
+        let failed = error_reply(&Error::LoadFailed {
+            path: "/opt/ort/libonnxruntime.so".into(),
+            why: "undefined symbol".into(),
+        });
+        let body = std::str::from_utf8(failed.body()).unwrap();
+        assert!(
+            !body.contains("/opt/ort") && !body.contains("symbol"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod text;
 pub mod text_api;
 pub mod tools;
 
-pub use repository::{Lease, Repository};
+pub use repository::{Change, Lease, Repository};
 pub use runtime::{MlConfig, Runtime};
 pub use tensor::{DType, Data, Tensor, TensorSpec};
 
@@ -33,7 +33,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// No ONNX Runtime library at any of the places looked at.
-    #[error("ONNX Runtime library not found (looked at: {looked}); run scripts/fetch-onnxruntime, or set ml.ort_library / ORT_DYLIB_PATH")]
+    #[error("ONNX Runtime library not found (looked at: {looked}); run scripts/fetch-onnxruntime (it puts the library in the user cache), or set ml.ort_library / ORT_DYLIB_PATH")]
     LibraryMissing {
         /// Where we looked.
         looked: String,
@@ -103,6 +103,10 @@ impl Error {
                 tracing::warn!(error = %why, "inference failed");
                 "inference failed on an input that passed the model's checks; the server log has the details".into()
             }
+            // The server's file paths stay in its log (logged once, when
+            // the load was tried).
+            Error::LibraryMissing { .. } => "ONNX Runtime library not found; run scripts/fetch-onnxruntime, or set ml.ort_library / ORT_DYLIB_PATH (the server log lists where it looked)".into(),
+            Error::LoadFailed { .. } => "ONNX Runtime could not be loaded; the server log has the details".into(),
             other => other.to_string(),
         }
     }

@@ -91,7 +91,19 @@ pub struct IndexEntry {
     pub memory: u64,
 }
 
-type Listener = Box<dyn Fn(&str, &Metadata) + Send + Sync>;
+/// What happened to a model, for [`Repository::on_change`] listeners.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// The model serves with this metadata: its first load, a reload
+    /// whose metadata differs, or a load after an explicit unload.
+    /// (Eviction under the memory budget and the transparent reload after
+    /// it change nothing a client can see, and report nothing.)
+    Serving(&'a Metadata),
+    /// Unloaded through the repository API: out of service until loaded again.
+    Withdrawn,
+}
+
+type Listener = Box<dyn Fn(&str, Change<'_>) + Send + Sync>;
 
 /// The models Conduit serves.
 pub struct Repository {
@@ -344,17 +356,25 @@ impl Repository {
             .collect()
     }
 
-    /// Calls `f` with each model's metadata when a load first reveals it
-    /// (and again if a reload changes it); also at once for models already known.
-    pub fn on_metadata(&self, f: impl Fn(&str, &Metadata) + Send + Sync + 'static) {
+    /// Calls `f` whenever a model starts serving with new metadata or is
+    /// withdrawn (see [`Change`]); at once, with `Serving`, for each model
+    /// already known and not withdrawn.
+    pub fn on_change(&self, f: impl Fn(&str, Change<'_>) + Send + Sync + 'static) {
         let known: Vec<(String, Arc<Metadata>)> = lock(&self.entries)
             .values()
+            .filter(|e| !matches!(*lock(&e.state), State::Unloaded { explicit: true }))
             .filter_map(|e| Some((e.name.clone(), lock(&e.known).clone()?)))
             .collect();
         for (n, m) in known {
-            f(&n, &m);
+            f(&n, Change::Serving(&m));
         }
         lock(&self.listeners).push(Box::new(f));
+    }
+
+    fn tell(&self, name: &str, change: Change<'_>) {
+        for f in lock(&self.listeners).iter() {
+            f(name, change);
+        }
     }
 
     /// Metadata from the last load, without loading.
@@ -424,10 +444,17 @@ impl Repository {
     /// requests in flight finish first.
     pub fn unload(&self, name: &str) -> Result<(), Error> {
         let e = self.find(name)?;
-        let mut st = lock(&e.state);
-        *st = State::Unloaded { explicit: true };
+        let was_withdrawn = {
+            let mut st = lock(&e.state);
+            let was = matches!(*st, State::Unloaded { explicit: true });
+            *st = State::Unloaded { explicit: true };
+            was
+        };
         e.stats.set_memory(0);
         tracing::info!(model = name, "model unloaded");
+        if !was_withdrawn {
+            self.tell(name, Change::Withdrawn);
+        }
         Ok(())
     }
 
@@ -473,7 +500,23 @@ impl Repository {
         Ok((e.stats.clone(), version))
     }
 
-    /// Loads every model, one after another, on a background thread.
+    /// Loads every model not loaded yet, one after another, and returns
+    /// when each has loaded or failed (a failure is in the index, with why).
+    /// Takes as long as the loads: each is bounded by its model's files.
+    pub fn load_all(&self) {
+        if self.dir.is_none() || self.runtime().is_err() {
+            return;
+        }
+        for name in self.names() {
+            if let Ok(e) = self.find(&name) {
+                if matches!(*lock(&e.state), State::Unloaded { explicit: false }) {
+                    let _ = self.load_entry(&e, false);
+                }
+            }
+        }
+    }
+
+    /// [`Repository::load_all`] on a background thread.
     pub fn load_all_in_background(self: &Arc<Self>) {
         if self.dir.is_none() || self.runtime().is_err() {
             return;
@@ -481,15 +524,7 @@ impl Repository {
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("conduit-model-loader".into())
-            .spawn(move || {
-                for name in me.names() {
-                    if let Ok(e) = me.find(&name) {
-                        if matches!(*lock(&e.state), State::Unloaded { explicit: false }) {
-                            let _ = me.load_entry(&e, false);
-                        }
-                    }
-                }
-            });
+            .spawn(move || me.load_all());
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the model loader thread");
         }
@@ -502,6 +537,7 @@ impl Repository {
         if !explicit && matches!(*lock(&e.state), State::Ready(_) | State::Failed(_)) {
             return Ok(());
         }
+        let withdrawn = matches!(*lock(&e.state), State::Unloaded { explicit: true });
         let t = Instant::now();
         // A model evicted or unloaded just before frees its sessions on its
         // own threads; let that finish, or it would be subtracted from this one.
@@ -531,10 +567,8 @@ impl Repository {
                 });
                 // Listeners first: once the index says READY, the model's tool exists.
                 let changed = lock(&e.known).replace(meta.clone()).as_deref() != Some(&*meta);
-                if changed {
-                    for f in lock(&self.listeners).iter() {
-                        f(&e.name, &meta);
-                    }
+                if changed || withdrawn {
+                    self.tell(&e.name, Change::Serving(&meta));
                 }
                 *lock(&e.state) = State::Ready(loaded);
                 e.last_used.store(

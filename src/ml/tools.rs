@@ -4,13 +4,14 @@
 
 use super::json::{decode_data, nested_shape, FlatData, Source};
 use super::model::{Task, TextSummary};
-use super::repository::Repository;
+use super::repository::{Change, Repository};
 use super::tensor::{DType, Tensor, TensorSpec};
 use super::text::{self, TextError, TextModel, Tokens};
 use super::Error;
 use crate::mcp::{self, Tool, ToolCtx, ToolError, ToolResult};
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The tool name of model `name`.
@@ -504,8 +505,10 @@ fn call(
     ))
 }
 
-/// Registers `list_models` now and `model_<name>` as each model's metadata
-/// becomes known (at load; the tool list changes then).
+/// Registers `list_models` now, and each model's tools when it starts
+/// serving (at load, and again if a reload changes its metadata); an
+/// unload through the repository API removes them. Each change sends
+/// `notifications/tools/list_changed` (the registry's change hook).
 pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
     let r = repo.clone();
     let list = Tool::new(
@@ -558,20 +561,31 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
     // Weak both ways: the repository keeps this listener, the server keeps the tools.
     let r = Arc::downgrade(repo);
     let s = Arc::downgrade(server);
-    repo.on_metadata(move |name, meta| {
+    // The tools registered for each model, so a reload that changes them
+    // (another task, say) or an unload takes the old ones away.
+    let registered: Mutex<HashMap<String, Vec<String>>> = Mutex::default();
+    repo.on_change(move |name, change| {
         let (Some(server), Some(repo)) = (s.upgrade(), r.upgrade()) else {
             return;
         };
-        // A text model is called with text (an agent has no tokenizer).
-        let tools = match &meta.text {
-            Some(t) => text_tools(repo, name, t),
-            None => model_tool(repo, name, meta).map(|t| vec![t]),
+        let tools = match change {
+            // A text model is called with text (an agent has no tokenizer).
+            Change::Serving(meta) => match &meta.text {
+                Some(t) => text_tools(repo, name, t),
+                None => model_tool(repo, name, meta).map(|t| vec![t]),
+            },
+            Change::Withdrawn => Ok(Vec::new()),
         };
-        match tools {
-            Ok(tools) => tools.into_iter().for_each(|t| server.registry.add_tool(t)),
-            Err(e) => {
-                tracing::error!(model = name, error = %e, "cannot register the model's MCP tools")
-            }
-        }
+        let tools = tools.unwrap_or_else(|e| {
+            tracing::error!(model = name, error = %e, "cannot register the model's MCP tools");
+            Vec::new()
+        });
+        let mut registered = registered.lock().unwrap_or_else(|p| p.into_inner());
+        let names: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+        let old = registered
+            .insert(name.to_string(), names)
+            .unwrap_or_default();
+        // One registry change, so one tools/list_changed per model event.
+        server.registry.replace_tools(&old, tools);
     });
 }

@@ -6,7 +6,8 @@ over one of the three transports the SDK offers:
 - ``streamable``: Streamable HTTP at ``/mcp`` (``streamable_http_client``, the
   SDK's non-deprecated name for ``streamablehttp_client``)
 - ``sse``: legacy HTTP+SSE at ``/mcp/sse`` (``sse_client``)
-- ``stdio``: ``conduit stdio`` spawned by ``stdio_client``
+- ``stdio``: ``conduit stdio`` spawned by ``stdio_client`` (and once from
+  another working directory with ``--models``, calling a model tool)
 
 The binary comes from ``CONDUIT_BIN`` (default: ``target/debug/conduit`` in
 the repository root). Everything is bounded: each test runs under
@@ -369,6 +370,29 @@ async def test_sampling(transport: str, server: Server | None) -> None:
     assert "What is 2+2?" in prompt_text, asked[0]
 
 
+@transports
+async def test_a_tool_set_change_reaches_the_client_as_list_changed(transport: str, server: Server | None) -> None:
+    """Every change of the tool set sends notifications/tools/list_changed
+    (#15): over stdio, on the session's GET stream, on the legacy stream."""
+    changed = anyio.Event()
+
+    async def handler(message: Any) -> None:
+        if isinstance(message, types.ServerNotification) and isinstance(
+            message.root, types.ToolListChangedNotification
+        ):
+            changed.set()
+
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with connect(transport, server, message_handler=handler) as session:
+            before = {t.name for t in (await session.list_tools()).tools}
+            result = await session.call_tool("test_trigger_tool_change", {})
+            assert not result.isError, result
+            with anyio.fail_after(5):
+                await changed.wait()
+            after = {t.name for t in (await session.list_tools()).tools}
+            assert after ^ before == {"test_dynamic_tool"}, (before, after)
+
+
 # --------------------------------------------------------------------------
 # both eras on one server
 # --------------------------------------------------------------------------
@@ -489,3 +513,39 @@ async def test_an_agent_embeds_and_ranks_text_with_minilm() -> None:
                 assert r.structuredContent["results"][0]["index"] == 1, r.structuredContent
     finally:
         proc.stop()
+
+
+async def test_stdio_started_from_another_directory_calls_a_model_tool() -> None:
+    """A desktop agent starts `conduit stdio --models /abs/path` from a
+    directory of its own, with no ONNX Runtime setting (#15): the library
+    is found relative to the executable or in the user cache (both filled
+    by scripts/fetch-onnxruntime), the first tools/list has the model's
+    tool, and calling it runs the model."""
+    expected = json.loads((REPO / "tests/fixtures/models/expected.json").read_text())
+    env = {k: v for k, v in CHILD_ENV.items() if k not in ("ORT_DYLIB_PATH", "CONDUIT_ML_ORT_LIBRARY")}
+    env["RUST_LOG"] = os.environ.get("RUST_LOG", "info")
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile("w+") as errlog:
+        params = StdioServerParameters(
+            command=str(CONDUIT_BIN),
+            args=["stdio", "--models", str(REPO / "tests/fixtures/models")],
+            env=env,
+            cwd=cwd,
+        )
+        with anyio.fail_after(TEST_TIMEOUT):
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write, read_timeout_seconds=READ_TIMEOUT) as session:
+                    await session.initialize()
+                    names = {t.name for t in (await session.list_tools()).tools}
+                    errlog.seek(0)
+                    log = errlog.read()
+                    assert {"model_mlp", "model_two_io", "list_models"} <= names, (names, log)
+                    r = await session.call_tool("model_mlp", {"input": expected["mlp"]["input"]})
+                    assert not r.isError, r
+                    out = r.structuredContent["outputs"]["output"]
+                    assert out["shape"] == [len(expected["mlp"]["input"]), 4], out
+                    want = [x for row in expected["mlp"]["output"] for x in row]
+                    assert all(abs(g - w) <= 1e-4 * max(abs(w), 1.0) for g, w in zip(out["data"], want)), (out, want)
+        errlog.seek(0)
+        log = errlog.read()
+    assert "ONNX Runtime loaded" in log, log
+    assert "inference is off" not in log, log

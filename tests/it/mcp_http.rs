@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-const VERSION: &str = "2025-11-25";
-const STATELESS: &str = "2026-07-28";
+pub(crate) const VERSION: &str = "2025-11-25";
+pub(crate) const STATELESS: &str = "2026-07-28";
 const ACCEPT: &str = "application/json, text/event-stream";
 
 // ---------------------------------------------------------------------------
@@ -19,15 +19,15 @@ fn to_body(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()
 }
 
-fn rpc(id: i64, method: &str, params: Value) -> Value {
+pub(crate) fn rpc(id: i64, method: &str, params: Value) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
 }
 
-fn notification(method: &str, params: Value) -> Value {
+pub(crate) fn notification(method: &str, params: Value) -> Value {
     json!({ "jsonrpc": "2.0", "method": method, "params": params })
 }
 
-fn init_msg(version: &str) -> Value {
+pub(crate) fn init_msg(version: &str) -> Value {
     rpc(
         1,
         "initialize",
@@ -51,7 +51,7 @@ fn post_mcp(extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
 }
 
 /// A POST inside session `sid`.
-fn session_post(sid: &str, msg: &Value) -> Vec<u8> {
+pub(crate) fn session_post(sid: &str, msg: &Value) -> Vec<u8> {
     post_mcp(
         &[("Mcp-Session-Id", sid), ("MCP-Protocol-Version", VERSION)],
         &to_body(msg),
@@ -59,13 +59,13 @@ fn session_post(sid: &str, msg: &Value) -> Vec<u8> {
 }
 
 /// `GET /mcp` for an SSE stream, plus `extra`.
-fn get_mcp(extra: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn get_mcp(extra: &[(&str, &str)]) -> Vec<u8> {
     let mut h = vec![("Accept", "text/event-stream")];
     h.extend_from_slice(extra);
     http_request("GET", "/mcp", &h, b"")
 }
 
-fn send(addr: SocketAddr, raw: &[u8]) -> RawResponse {
+pub(crate) fn send(addr: SocketAddr, raw: &[u8]) -> RawResponse {
     exchange(addr, raw).0
 }
 
@@ -148,7 +148,7 @@ fn code(v: &Value) -> i64 {
 
 /// Sends `raw` on a fresh connection whose reply is a stream; returns its
 /// head and a reader for its events.
-fn open_stream(addr: SocketAddr, raw: &[u8]) -> (RawResponse, SseReader) {
+pub(crate) fn open_stream(addr: SocketAddr, raw: &[u8]) -> (RawResponse, SseReader) {
     let mut r = Reader::new(connect(addr));
     r.send(raw);
     let head = r.response_to("HEAD");
@@ -156,7 +156,7 @@ fn open_stream(addr: SocketAddr, raw: &[u8]) -> (RawResponse, SseReader) {
 }
 
 #[track_caller]
-fn assert_sse_head(head: &RawResponse) {
+pub(crate) fn assert_sse_head(head: &RawResponse) {
     assert_eq!(head.status, 200, "{:?}", head.head);
     assert_eq!(
         head.header("content-type"),
@@ -1593,7 +1593,7 @@ fn m18_a_session_never_used_after_initialize_expires_soon() {
 // M16: the legacy HTTP+SSE transport (2024-11-05).
 
 /// Opens a legacy stream; returns it and the POST path from its endpoint event.
-fn open_legacy(addr: SocketAddr) -> (SseReader, String) {
+pub(crate) fn open_legacy(addr: SocketAddr) -> (SseReader, String) {
     let (head, mut sse) = open_stream(
         addr,
         &http_request("GET", "/mcp/sse", &[("Accept", "text/event-stream")], b""),
@@ -1610,7 +1610,7 @@ fn open_legacy(addr: SocketAddr) -> (SseReader, String) {
     (sse, path)
 }
 
-fn legacy_post(path: &str, msg: &Value) -> Vec<u8> {
+pub(crate) fn legacy_post(path: &str, msg: &Value) -> Vec<u8> {
     http_request(
         "POST",
         path,
@@ -1620,7 +1620,7 @@ fn legacy_post(path: &str, msg: &Value) -> Vec<u8> {
 }
 
 /// The next `event: message` on a legacy stream, as JSON.
-fn legacy_message(sse: &mut SseReader) -> Value {
+pub(crate) fn legacy_message(sse: &mut SseReader) -> Value {
     let ev = sse.next_event().expect("a message event");
     assert_eq!(ev.event.as_deref(), Some("message"), "{ev:?}");
     assert!(ev.id.is_none(), "{ev:?}");
@@ -1735,7 +1735,7 @@ fn m16_legacy_streams_are_capped() {
 // ---------------------------------------------------------------------------
 // Stateless era (2026-07-28).
 
-fn stateless_msg(id: i64, method: &str, mut params: Value) -> Value {
+pub(crate) fn stateless_msg(id: i64, method: &str, mut params: Value) -> Value {
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": STATELESS,
         "io.modelcontextprotocol/clientCapabilities": {}
@@ -1745,7 +1745,7 @@ fn stateless_msg(id: i64, method: &str, mut params: Value) -> Value {
 
 /// A stateless POST with headers `MCP-Protocol-Version` (`version`),
 /// `Mcp-Method` and `Mcp-Name` (each left out when `None`).
-fn stateless_post(
+pub(crate) fn stateless_post(
     version: Option<&str>,
     method: Option<&str>,
     name: Option<&str>,

@@ -23,7 +23,8 @@ fn the_fetched_onnx_runtime_library_loads() {
         "{}",
         rt.build_info()
     );
-    // Another test may have loaded it first through the relative default path.
+    // Another test may have loaded it first through the search, which
+    // finds this checkout's copy for a test binary under its target/.
     assert_eq!(
         rt.path().canonicalize().unwrap(),
         std::path::Path::new(lib).canonicalize().unwrap()

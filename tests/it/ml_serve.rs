@@ -448,13 +448,15 @@ fn lru_evicts_the_least_recently_used_idle_model_and_reloads_it() {
 
 #[test]
 fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
-    // A working directory without .cache/, and no library configured.
+    // A library named on purpose (ORT_DYLIB_PATH) that is missing is the
+    // only place looked: the server does not fall back to another copy.
     let dir = temp_repo("noort");
     add_model(&dir, "models/mlp", "mlp", None);
     let models = dir.display().to_string();
+    let missing = dir.join("no-such-libonnxruntime.so").display().to_string();
     let p = start_binary_with(
         &["--models", models.as_str()],
-        &[("ORT_DYLIB_PATH", "")],
+        &[("ORT_DYLIB_PATH", missing.as_str())],
         Some(&dir),
     );
     let r = get_path(p.addr, "/plaintext");
@@ -463,6 +465,8 @@ fn without_onnx_runtime_the_server_runs_and_inference_says_how_to_fix_it() {
     assert_eq!(r.status, 503, "{}", r.body_str());
     let err = r.json()["error"].as_str().unwrap().to_string();
     assert!(err.contains("scripts/fetch-onnxruntime"), "{err}");
+    // SECURITY.md I10: where the server looked stays in its log.
+    assert!(!err.contains(&missing), "{err}");
     assert_eq!(get_path(p.addr, "/v2/health/ready").status, 503);
     assert_eq!(get_path(p.addr, "/v2/health/live").status, 200);
 }
@@ -999,4 +1003,103 @@ fn a_classify_model_needs_one_label_per_logit_or_refuses_to_load() {
         assert_eq!(r.status, 200, "{}", r.body_str());
         assert_eq!(r.json()[0]["label"], best, "{}", r.body_str());
     }
+}
+
+#[test]
+fn issue_15_a_model_loaded_or_unloaded_at_runtime_sends_tools_list_changed_on_every_stream() {
+    use crate::mcp_http::{
+        get_mcp, init_msg, legacy_message, legacy_post, notification, open_legacy, open_stream,
+        send, stateless_msg, stateless_post, STATELESS, VERSION,
+    };
+    let repo = temp_repo("listchanged");
+    add_model(&repo, "models/mlp", "mlp", None);
+    let mut cfg = ml_config(&repo, false);
+    cfg.ml.repository_api = true;
+    let srv = spawn_server(cfg);
+    let a = srv.addr;
+
+    // A session-era client with its GET stream open.
+    let sid = crate::mcp_http::initialize(a);
+    let hdrs = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", VERSION),
+    ];
+    let (head, mut get) = open_stream(a, &get_mcp(&hdrs));
+    assert_eq!(head.status, 200, "{:?}", head.head);
+    get.next_event().expect("priming event");
+    // A legacy HTTP+SSE client.
+    let (mut legacy, path) = open_legacy(a);
+    assert_eq!(
+        send(a, &legacy_post(&path, &init_msg("2024-11-05"))).status,
+        202
+    );
+    legacy_message(&mut legacy);
+    send(
+        a,
+        &legacy_post(&path, &notification("notifications/initialized", json!({}))),
+    );
+    // A stateless client listening for tool list changes.
+    let listen = stateless_msg(
+        9,
+        "subscriptions/listen",
+        json!({ "notifications": { "toolsListChanged": true } }),
+    );
+    let (head, mut sub) = open_stream(
+        a,
+        &stateless_post(Some(STATELESS), Some("subscriptions/listen"), None, &listen),
+    );
+    assert_eq!(head.status, 200, "{:?}", head.head);
+    let ack = sub.next_event().expect("acknowledged").json();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+
+    let has_tool = || {
+        crate::mcp_http::result(a, &sid, "tools/list", json!({}))["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "model_mlp")
+    };
+    let mut each_stream_hears_it = |what: &str| {
+        let ev = get
+            .next_event()
+            .unwrap_or_else(|| panic!("{what}: GET stream"));
+        assert_eq!(
+            ev.json()["method"],
+            "notifications/tools/list_changed",
+            "{what}"
+        );
+        let v = legacy_message(&mut legacy);
+        assert_eq!(v["method"], "notifications/tools/list_changed", "{what}");
+        let v = sub
+            .next_event()
+            .unwrap_or_else(|| panic!("{what}: listen"))
+            .json();
+        assert_eq!(v["method"], "notifications/tools/list_changed", "{what}");
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            9
+        );
+    };
+    assert!(!has_tool(), "eager loading is off");
+
+    let load = || post_json(a, "/v2/repository/models/mlp/load", &json!({})).status;
+    let unload = || post_json(a, "/v2/repository/models/mlp/unload", &json!({})).status;
+    assert_eq!(load(), 200);
+    each_stream_hears_it("load");
+    assert!(has_tool());
+    assert_eq!(unload(), 200);
+    each_stream_hears_it("unload");
+    assert!(!has_tool(), "an unloaded model's tool is withdrawn");
+    assert_eq!(unload(), 200, "unloading twice changes nothing more");
+    assert_eq!(load(), 200);
+    each_stream_hears_it("load after unload");
+    assert!(has_tool());
+    // A reload with the same metadata changes no tool: the next
+    // notification on each stream is the unload's.
+    assert_eq!(load(), 200);
+    assert_eq!(unload(), 200);
+    each_stream_hears_it("reload, then unload");
 }
