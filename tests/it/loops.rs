@@ -1,8 +1,9 @@
 //! Several event loops on one port. Where the kernel balances listeners
-//! (Linux's `SO_REUSEPORT`, the default build), each loop has its own and
-//! takes a share of the connections; elsewhere (`--features portable`,
-//! macOS) the loops share one listener, and a loop that is busy leaves new
-//! connections to the others. See: #15
+//! (Linux's `SO_REUSEPORT` in the default build, FreeBSD's
+//! `SO_REUSEPORT_LB`), each loop has its own and takes a share of the
+//! connections; elsewhere (macOS, and `--features portable`) the loops
+//! share one listener, and a loop that is busy leaves new connections to
+//! the others. See: #15
 
 use crate::support::*;
 use conduit::http::{Cx, Method, Mode, Reply, Request, Response};
@@ -26,7 +27,10 @@ fn loops(n: usize) -> conduit::config::Config {
     cfg
 }
 
-#[cfg(all(target_os = "linux", not(feature = "portable")))]
+#[cfg(any(
+    all(target_os = "linux", not(feature = "portable")),
+    target_os = "freebsd"
+))]
 #[test]
 fn each_loop_listens_for_itself_and_takes_a_share() {
     use std::collections::BTreeSet;
