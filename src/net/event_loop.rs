@@ -583,7 +583,8 @@ impl<F: Factory> Loop<F> {
             return;
         };
         let id = ConnId { idx: idx32, gen };
-        // Registered once for both directions, edge-triggered: no epoll_ctl per request.
+        // Registered once for both directions, edge-triggered: no epoll_ctl
+        // (kevent) per request.
         if let Err(e) = self.poll.registry().register(
             &mut sock,
             id.to_token(),
