@@ -3,7 +3,8 @@
 //! The engine: `runtime` (the ONNX Runtime library), `tensor` (dtypes,
 //! checks, batching along axis 0), `model` (config, metadata, sessions),
 //! `batcher` (one queue per model, one thread per session), `repository`
-//! (Triton layout, lazy/eager loading, LRU under a memory budget), `stats`.
+//! (Triton layout, lazy/eager loading, LRU under a memory budget),
+//! `memory` (what a loaded model costs, per platform), `stats`.
 //! The adapters: `kserve` (KServe v2 HTTP routes) and `tools` (models as MCP tools).
 //!
 //! Invariant: the engine (runtime, sessions, repository, batcher) knows nothing of HTTP, MCP or JSON.
@@ -13,6 +14,7 @@ pub mod batcher;
 pub mod graph;
 pub mod json;
 pub mod kserve;
+pub mod memory;
 pub mod model;
 pub mod repository;
 pub mod runtime;

@@ -485,25 +485,6 @@ pub fn run(
         .collect()
 }
 
-/// Bytes the process has allocated now: glibc's in-use heap (arenas plus
-/// mmapped chunks), which, unlike RSS, goes down when a model is freed and
-/// is not fooled by the allocator reusing freed pages.
-pub fn allocated_bytes() -> u64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 only reads allocator statistics.
-        let m = unsafe { libc::mallinfo2() };
-        (m.uordblks + m.hblkhd) as u64
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |pages| pages * 4096)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! Invariant: a load that fails leaves the previous version serving.
 
 use super::batcher::{Batcher, Done, Job, TextDone, TextJob};
+use super::memory;
 use super::model::{self, Metadata, ModelConfig, Task};
 use super::stats::{Metrics, ModelStats};
 use super::tensor::{self, DType, Tensor};
@@ -542,11 +543,11 @@ impl Repository {
         // A model evicted or unloaded just before frees its sessions on its
         // own threads; let that finish, or it would be subtracted from this one.
         super::batcher::settle(std::time::Duration::from_secs(5));
-        let before = model::allocated_bytes();
+        let probe = memory::Probe::start();
         let built = build(rt, e);
-        let memory = model::allocated_bytes().saturating_sub(before);
         match built {
-            Ok((cfg, meta, text, version, sessions)) => {
+            Ok((cfg, meta, text, version, file, sessions)) => {
+                let memory = probe.cost(&file, sessions.len());
                 let meta = Arc::new(meta);
                 let text = text.map(Arc::new);
                 let batcher = Batcher::start(
@@ -640,6 +641,7 @@ type Built = (
     Metadata,
     Option<TextModel>,
     String,
+    PathBuf,
     Vec<ort::session::Session>,
 );
 
@@ -663,7 +665,7 @@ fn build(rt: &Runtime, e: &Entry) -> Result<Built, String> {
     let mut meta = meta.ok_or("instances must be at least 1")?;
     let text = TextModel::load(&file, &e.dir, &cfg, &meta)?;
     meta.text = text.as_ref().map(TextModel::summary);
-    Ok((cfg, meta, text, version, sessions))
+    Ok((cfg, meta, text, version, file, sessions))
 }
 
 /// `dir/model.onnx` (version `1`), or the highest numeric `dir/<v>/model.onnx`.

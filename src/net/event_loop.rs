@@ -132,9 +132,11 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
         Some(socket2::Protocol::TCP),
     )?;
     sock.set_reuse_address(true)?;
-    // Each loop binds its own listener on the same port; the kernel spreads
-    // accepts over them, so loops share no lock on the accept path.
-    sock.set_reuse_port(true)?;
+    // Where the kernel balances them, each loop binds its own listener on
+    // the same port, so loops share no lock on the accept path.
+    if sys::LISTENER_PER_LOOP {
+        sys::balance_listener(&sock)?;
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     sock.listen(backlog)?;
@@ -155,10 +157,19 @@ pub fn start<F: Factory>(
         source,
     })?;
     let addr = first.local_addr().map_err(Error::Setup)?;
-    let mut listeners = vec![first];
+    let mut listeners = Vec::with_capacity(n);
     for _ in 1..n {
-        listeners.push(bind(addr, cfg.backlog).map_err(|source| Error::Listen { addr, source })?);
+        let l = if sys::LISTENER_PER_LOOP {
+            bind(addr, cfg.backlog).map_err(|source| Error::Listen { addr, source })?
+        } else {
+            // One socket, a descriptor of it per loop: each loop registers
+            // its own, hears every new connection and accepts until
+            // `WouldBlock`; whichever loop is free takes it.
+            first.try_clone().map_err(Error::Setup)?
+        };
+        listeners.push(l);
     }
+    listeners.insert(0, first);
 
     let mut parts = Vec::with_capacity(n);
     let mut signals = Vec::with_capacity(n);
@@ -562,6 +573,7 @@ impl<F: Factory> Loop<F> {
     fn add_conn(&mut self, mut sock: TcpStream, peer: SocketAddr) {
         // Small responses must not wait for Nagle's algorithm.
         let _ = sock.set_nodelay(true);
+        sys::prepare_stream(&sock);
         let entry = self.conns.vacant_entry();
         let idx = entry.key();
         self.next_gen = self.next_gen.wrapping_add(1);
@@ -571,7 +583,8 @@ impl<F: Factory> Loop<F> {
             return;
         };
         let id = ConnId { idx: idx32, gen };
-        // Registered once for both directions, edge-triggered: no epoll_ctl per request.
+        // Registered once for both directions, edge-triggered: no epoll_ctl
+        // (kevent) per request.
         if let Err(e) = self.poll.registry().register(
             &mut sock,
             id.to_token(),
@@ -724,8 +737,10 @@ impl<F: Factory> Loop<F> {
             self.shared.open.fetch_add(1, Ordering::AcqRel);
             self.add_conn(sock, peer);
         }
-        // Dropping the listener closes it: the kernel hands new connections
-        // to no one.
+        // Dropping the listener closes it (a shared one once the last loop
+        // drops its descriptor): the kernel hands new connections to no one.
+        // Deregistered first: epoll keeps watching a socket while any
+        // descriptor of it is open.
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
@@ -887,7 +902,8 @@ fn drive_conn<P: Protocol>(
                 // PERF: on epoll a short read means the socket is drained; a new
                 // edge comes with the next bytes, so skip the read that would
                 // fail with WouldBlock (syscalls/request, benches/load/run.sh).
-                if n < room && !c.peer_hup {
+                // The portable build reads until WouldBlock.
+                if sys::SHORT_READ_MEANS_DRAINED && n < room && !c.peer_hup {
                     c.readable = false;
                 }
             }

@@ -39,7 +39,8 @@ impl Signal {
     }
     /// Wakes the loop unless a wake-up is already pending.
     pub(crate) fn wake(&self) {
-        // PERF: one eventfd write per burst, not per message.
+        // PERF: one waker write (eventfd on Linux, EVFILT_USER on kqueue) per
+        // burst, not per message.
         if !self.pending.swap(true, Ordering::AcqRel) {
             // A failed wake means the loop is gone; its messages are moot.
             let _ = self.waker.wake();

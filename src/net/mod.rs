@@ -1,9 +1,11 @@
 //! Sockets, event loops, connections, buffers, timers and wakers.
 //!
 //! `net` runs N I/O threads, each with its own `mio::Poll`, its own
-//! `SO_REUSEPORT` listener, a slab of connections and a timer heap. It moves
-//! bytes between sockets and per-connection buffers and hands them to a
-//! [`Protocol`], which decides what to do with them.
+//! `SO_REUSEPORT` listener (Linux; FreeBSD's `SO_REUSEPORT_LB`; elsewhere
+//! one listener the loops share), a slab of connections and a timer heap.
+//! It moves bytes between sockets and per-connection buffers and hands them
+//! to a [`Protocol`], which decides what to do with them. Everything that
+//! differs by platform is in `sys`.
 //!
 //! Invariant: nothing in this module parses or knows HTTP; it moves bytes and reports readiness.
 //! Invariant: `WouldBlock` never leaves this module.

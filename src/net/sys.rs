@@ -1,64 +1,30 @@
-//! The one place that calls the OS directly.
+//! The one place that calls the OS directly, in two implementations with
+//! one interface, chosen at compile time.
+//!
+//! - `linux` (Linux, unless the `portable` feature is on): the fast paths.
+//!   Raw `recvfrom`/`sendto` system calls with `MSG_NOSIGNAL`; a short read
+//!   is trusted to mean drained (epoll); one `SO_REUSEPORT` listener per
+//!   loop, which the kernel balances.
+//! - `portable` (macOS, FreeBSD and other Unix systems, and Linux with
+//!   `--features portable`, which is how CI runs this code): POSIX
+//!   `recv`/`send` through libc; reads go on until `WouldBlock`; the loops
+//!   share one listening socket, except on FreeBSD, whose
+//!   `SO_REUSEPORT_LB` balances per-loop listeners.
+//!
+//! Rule (checked by `scripts/lint-platform`): Linux-only items live only in
+//! files named `linux.rs`, each declared by a `mod linux;` line right after
+//! a `#[cfg(...)]` that names `target_os = "linux"` and
+//! `not(feature = "portable")`.
 
-use bytes::{BufMut, BytesMut};
-use std::io;
-use std::os::fd::AsRawFd;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+mod linux;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+use linux as imp;
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+mod portable;
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+use portable as imp;
 
-/// Reads into the spare capacity of `buf` without zeroing it first.
-/// Returns the number of bytes read and how much room there was.
-pub(crate) fn read_into(sock: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<(usize, usize)> {
-    let spare = buf.chunk_mut();
-    let room = spare.len();
-    // PERF: recv(2), not read(2): it skips the VFS layer (loopback round
-    // trips ~1.5 % cheaper, benches/load/recv_vs_read.c).
-    // PERF: the raw system call, not glibc's recv(): that one is a
-    // pthread cancellation point and brackets the call with two functions
-    // (~30 instructions each per request; callgrind). Conduit never cancels
-    // threads.
-    // SAFETY: `spare` is valid for writes of `room` bytes; recvfrom(2) writes
-    // at most that many and never reads from the buffer (no address is
-    // asked for). On success exactly `n` bytes are initialised, which is what
-    // `advance_mut` is told.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_recvfrom,
-            sock.as_raw_fd(),
-            spare.as_mut_ptr(),
-            room,
-            0,
-            std::ptr::null_mut::<libc::sockaddr>(),
-            std::ptr::null_mut::<libc::socklen_t>(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    // SAFETY: the kernel initialised `n <= room` bytes (see above).
-    unsafe { buf.advance_mut(n) };
-    Ok((n, room))
-}
-
-/// Writes as much of `data` as the socket takes, with send(2) (see
-/// [`read_into`] for why not write(2), and why the raw system call).
-/// `MSG_NOSIGNAL`: a peer that has gone away is an `EPIPE` error, never a
-/// signal.
-pub(crate) fn send(sock: &impl AsRawFd, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: `data` is valid for reads of `data.len()` bytes, and sendto(2)
-    // only reads that many (no destination address on a connected socket).
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            sock.as_raw_fd(),
-            data.as_ptr(),
-            data.len(),
-            libc::MSG_NOSIGNAL,
-            std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
+pub(crate) use imp::{
+    balance_listener, prepare_stream, read_into, send, LISTENER_PER_LOOP, SHORT_READ_MEANS_DRAINED,
+};

@@ -680,13 +680,20 @@ fn trailers_within_the_cap_are_accepted() {
 
 // ---------------------------------------------------------------- L12
 
+/// Linux's poll flag for a peer's FIN; other kernels report only a reset
+/// (POLLHUP, POLLERR) to a socket with unread input.
+#[cfg(target_os = "linux")]
+const POLL_PEER_CLOSED: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(target_os = "linux"))]
+const POLL_PEER_CLOSED: libc::c_short = 0;
+
 /// True once the peer has closed or reset `s` (POLLRDHUP, POLLHUP or POLLERR),
 /// waiting at most `timeout`; reads nothing.
 fn wait_peer_gone(s: &TcpStream, timeout: Duration) -> bool {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd {
         fd: s.as_raw_fd(),
-        events: libc::POLLRDHUP,
+        events: POLL_PEER_CLOSED,
         revents: 0,
     };
     let deadline = Instant::now() + timeout;
@@ -698,7 +705,7 @@ fn wait_peer_gone(s: &TcpStream, timeout: Duration) -> bool {
         // SAFETY: one valid pollfd, count 1.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
         if n > 0 {
-            return pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
+            return pfd.revents & (POLL_PEER_CLOSED | libc::POLLHUP | libc::POLLERR) != 0;
         }
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return false;

@@ -5,6 +5,7 @@ mod support;
 mod auth;
 mod basics;
 mod http_limits;
+mod loops;
 mod mcp_http;
 mod mcp_stdio;
 mod ml_runtime;
