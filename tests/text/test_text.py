@@ -35,6 +35,16 @@ own (dequantized) weights. Conduit's vectors then agree with fp32 to a cosine
 the int8 weights (each matrix within ~0.8 % of fp32) cost up to 0.004 on
 very short texts (see ``test_fp32_agreement``).
 
+The fp32 graph meets 0.999 per text: ``scripts/fetch-text-models --fp32``
+generates all-MiniLM-L6-v2 as an fp32 ONNX graph from those same weights
+(``scripts/make_minilm_fp32.py``) into a model repository of its own,
+``.cache/models-fp32/minilm-fp32/``. A second module-scoped conduit serves
+that repository (not models/: a second embedding model there would make
+``/embed`` without ``model`` ambiguous); its vectors are checked against
+``bert_ref.py`` (cosine >= 0.99999 per text) and against onnxruntime on the
+same graph (>= 0.9999), and the graph itself, in onnxruntime, against
+``bert_ref.py`` (1 - cosine < 1e-9).
+
 The API contract these tests hold the server to:
 
 * ``POST /v1/embeddings`` as OpenAI's: ``input`` is a string, a list of
@@ -79,6 +89,7 @@ import re
 import signal
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -111,6 +122,14 @@ FP32_DIR = REPO / ".cache" / "text-models" / "minilm-fp32"  # scripts/fetch-text
 # test_fp32_agreement for why not 0.999 for every text.
 FP32_MIN_COS = 0.996  # every text
 FP32_MEDIAN_COS = 0.999  # the median over FP32_TEXTS
+# The fp32 graph (scripts/make_minilm_fp32.py, which scripts/fetch-text-models
+# --fp32 writes into a model repository of its own, served by a second conduit).
+FP32_REPO = REPO / ".cache" / "models-fp32"
+FP32_MODEL = "minilm-fp32"
+FP32_MODEL_DIR = FP32_REPO / FP32_MODEL
+# Conduit serving it against sentence-transformers' fp32 model, every text:
+# issue #14 asks for 0.999; measured, 1 - cosine is at most ~1e-12.
+FP32_GRAPH_MIN_COS = 0.99999
 TIMEOUT = 60.0  # seconds, per HTTP request
 
 
@@ -122,18 +141,18 @@ TIMEOUT = 60.0  # seconds, per HTTP request
 class Reference:
     """all-MiniLM-L6-v2 embeddings computed from the files conduit serves."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_dir: Path = MODEL_DIR) -> None:
         for f in ("model.onnx", "tokenizer.json", "sentence_bert_config.json"):
-            if not (MODEL_DIR / f).is_file():
-                pytest.fail(f"{MODEL_DIR / f} missing (run scripts/fetch-text-models)")
-        sbert = json.loads((MODEL_DIR / "sentence_bert_config.json").read_text())
+            if not (model_dir / f).is_file():
+                pytest.fail(f"{model_dir / f} missing (run scripts/fetch-text-models --fp32)")
+        sbert = json.loads((model_dir / "sentence_bert_config.json").read_text())
         assert sbert["max_seq_length"] == MAX_TOKENS, sbert
         # tokenizer.json ships with truncation and padding to a fixed 128:
         # both off, then (for the truncating one) truncation at 256.
-        self.full = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+        self.full = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.full.no_padding()
         self.full.no_truncation()
-        self.trunc = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+        self.trunc = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.trunc.no_padding()
         self.trunc.no_truncation()
         self.trunc.enable_truncation(max_length=MAX_TOKENS)
@@ -141,7 +160,7 @@ class Reference:
         opts.intra_op_num_threads = 2
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the CPU to conduit
         self.session = ort.InferenceSession(
-            str(MODEL_DIR / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(model_dir / "model.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
         )
 
     def ids(self, text: str, truncate: bool = True) -> list[int]:
@@ -202,13 +221,16 @@ def decode_b64(s: str) -> np.ndarray:
 
 
 class Server(ConduitProcess):
-    def __init__(self) -> None:
+    """`conduit serve --models <models>`; ``model`` is the embedding model warmed up."""
+
+    def __init__(self, models: Path = MODELS, model: str = MODEL) -> None:
         if not os.path.exists(ORT_DYLIB):
             pytest.fail(f"ONNX Runtime not found at {ORT_DYLIB} (run scripts/fetch-onnxruntime)")
-        if not (MODEL_DIR / "model.onnx").is_file():
-            pytest.fail(f"no {MODEL_DIR}/model.onnx (run scripts/fetch-text-models)")
-        super().__init__(["--models", str(MODELS)], {"ORT_DYLIB_PATH": ORT_DYLIB})
+        if not (models / model / "model.onnx").is_file():
+            pytest.fail(f"no {models / model}/model.onnx (run scripts/fetch-text-models --fp32)")
+        super().__init__(["--models", str(models)], {"ORT_DYLIB_PATH": ORT_DYLIB})
         self.base = f"http://{self.addr}"
+        self.model = model
 
     def warm_up(self, timeout: float = 60.0) -> None:
         """Best effort: the first request loads the model; wait while it answers 503.
@@ -219,7 +241,7 @@ class Server(ConduitProcess):
         while time.monotonic() < deadline:
             try:
                 r = requests.post(
-                    f"{self.base}/v1/embeddings", json={"model": MODEL, "input": "warm up"}, timeout=TIMEOUT
+                    f"{self.base}/v1/embeddings", json={"model": self.model, "input": "warm up"}, timeout=TIMEOUT
                 )
                 if r.status_code != 503:
                     return
@@ -231,9 +253,7 @@ class Server(ConduitProcess):
         return "--- conduit log (last 50 lines) ---\n" + "".join(self.log[-50:])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = Server()
+def serving(srv: Server) -> Iterator[Server]:
     try:
         srv.warm_up()
         yield srv
@@ -242,6 +262,21 @@ def server() -> Iterator[Server]:
         # pytest shows captured teardown output only for a failing test.
         print(srv.log_tail())
         assert srv.proc.returncode in (0, -signal.SIGTERM), f"conduit exited with {srv.proc.returncode}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    yield from serving(Server())
+
+
+@pytest.fixture(scope="module")
+def fp32_server() -> Iterator[Server]:
+    """A second conduit serving the fp32 graph's own repository (minilm-fp32 alone).
+
+    Not the first one's models/: a second embedding model there would make
+    ``/embed`` without ``model`` ambiguous, which the tests above rely on.
+    """
+    yield from serving(Server(FP32_REPO, FP32_MODEL))
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +296,12 @@ def client(server: Server) -> Iterator[OpenAI]:
 @pytest.fixture(scope="module")
 def ref() -> Reference:
     return Reference()
+
+
+@pytest.fixture(scope="module")
+def fp32_ref() -> Reference:
+    """onnxruntime on the fp32 graph conduit serves as minilm-fp32."""
+    return Reference(FP32_MODEL_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -320,10 +361,10 @@ def error_message(body: Any) -> str:
     return err
 
 
-def check_response(resp: Any, n: int) -> None:
+def check_response(resp: Any, n: int, model: str = MODEL) -> None:
     """The fields every /v1/embeddings answer has, as the openai client parsed them."""
     assert resp.object == "list"
-    assert resp.model == MODEL
+    assert resp.model == model
     assert len(resp.data) == n, f"{len(resp.data)} embeddings for {n} inputs"
     for i, d in enumerate(resp.data):
         assert d.index == i, f"data[{i}].index = {d.index}"
@@ -744,6 +785,96 @@ def test_fp32_agreement(base: str, client: OpenAI, ref: Reference, fp32: BertRef
     low = {n: round(c, 6) for n, c in cos.items() if c < FP32_MIN_COS}
     assert not low, f"cosine to fp32 under {FP32_MIN_COS}: {low}\n{table}"
     assert median >= FP32_MEDIAN_COS, f"median cosine to fp32 {median:.6f} < {FP32_MEDIAN_COS}\n{table}"
+
+
+@pytest.fixture(scope="module")
+def fp32_want(fp32_ref: Reference, fp32: BertRef) -> tuple[list[str], list[list[int]], np.ndarray]:
+    """FP32_TEXTS' names, token ids (truncated at 256) and bert_ref.py vectors."""
+    names = list(FP32_TEXTS)
+    seqs = [fp32_ref.ids(FP32_TEXTS[n]) for n in names]
+    return names, seqs, fp32.embed_ids(seqs)
+
+
+def test_fp32_graph_computes_the_reference(
+    fp32_ref: Reference, fp32_want: tuple[list[str], list[list[int]], np.ndarray]
+) -> None:
+    # The generated graph (scripts/make_minilm_fp32.py) in onnxruntime, no
+    # conduit: the interface conduit needs, and bert_ref.py's numbers.
+    sess = fp32_ref.session
+    ins = {i.name: (i.type, i.shape) for i in sess.get_inputs()}
+    want_in = ("tensor(int64)", ["batch", "sequence"])
+    assert ins == {n: want_in for n in ("input_ids", "attention_mask", "token_type_ids")}, ins
+    outs = [(o.name, o.type, o.shape) for o in sess.get_outputs()]
+    assert outs == [("last_hidden_state", "tensor(float)", ["batch", "sequence", DIM])], outs
+    _, seqs, want = fp32_want
+    got = fp32_ref.embed_ids(seqs)  # one run per length, no padding
+    worst = max(1 - cosine(g, w) for g, w in zip(got, want))
+    assert worst < 1e-9, f"graph vs bert_ref.py: 1 - cosine up to {worst:.2e}"
+    # Padded to the longest, the mask keeps padding out of attention.
+    short = [s for s in seqs if len(s) < 40]
+    T = max(len(s) for s in short)
+    ids = np.zeros((len(short), T), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for r, s in enumerate(short):
+        ids[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    (hidden,) = sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
+    for r, s in enumerate(short):
+        v = hidden[r, : len(s)].astype(np.float64).mean(axis=0)
+        c = cosine(v, fp32_ref.embed_ids([s])[0])
+        assert c > 1 - 1e-9, f"{len(s)} tokens padded to {T}: 1 - cosine {1 - c:.2e}"
+
+
+def test_fp32_graph_agreement(
+    fp32_server: Server, fp32_ref: Reference, fp32_want: tuple[list[str], list[list[int]], np.ndarray]
+) -> None:
+    """Conduit serving the fp32 graph against sentence-transformers' fp32 model.
+
+    Issue #14's cosine >= 0.999 per text, over the 30 texts of
+    test_fp32_agreement, held here to >= 0.99999 (measured: 1 - cosine
+    1.1e-12 at worst, 4e-13 in the median); and conduit's vectors against
+    onnxruntime's on the same graph (>= 0.9999, as for the int8 model).
+    """
+    base = fp32_server.base
+    names, seqs, want = fp32_want
+    texts = [FP32_TEXTS[n] for n in names]
+    counts = [len(s) for s in seqs]
+    same_graph = fp32_ref.embed_ids(seqs)
+    nonempty = [i for i, t in enumerate(texts) if t]
+    with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=TIMEOUT) as client:
+        ids = [m.id for m in client.models.list()]
+        assert ids == [FP32_MODEL], ids
+        resp = client.embeddings.create(
+            model=FP32_MODEL, input=[texts[i] for i in nonempty], encoding_format="float"
+        )
+    check_response(resp, len(nonempty), FP32_MODEL)
+    check_usage(resp, sum(counts[i] for i in nonempty))
+    got = {i: d.embedding for i, d in zip(nonempty, resp.data)}
+    r = post(base, "/v1/embeddings", {"model": FP32_MODEL, "input": "", "encoding_format": "float"})
+    if r.status_code == 200:
+        got[names.index("empty")] = json_body(r)["data"][0]["embedding"]
+    else:
+        assert_openai_error(r, 400)
+    assert_close(list(got.values()), same_graph[list(got)], "minilm-fp32 vs onnxruntime")
+    cos = {names[i]: cosine(v, want[i]) for i, v in got.items()}
+    values = sorted(cos.values())
+    table = "\n".join(
+        f"  1 - cos {1 - c:.2e}  {counts[names.index(n)]:3d} tokens  {n}"
+        for n, c in sorted(cos.items(), key=lambda kv: kv[1])
+    )
+    print(
+        f"conduit minilm-fp32 vs fp32, {len(cos)} texts: 1 - cosine at most {1 - values[0]:.2e}, "
+        f"median {1 - float(np.median(values)):.2e}\n{table}"
+    )
+    low = {n: c for n, c in cos.items() if c < FP32_GRAPH_MIN_COS}
+    assert not low, f"cosine to fp32 under {FP32_GRAPH_MIN_COS}: {low}\n{table}"
+    # The only embedding model of its server: TEI /embed needs no "model".
+    r = post_utf8(base, "/embed", {"inputs": [texts[i] for i in nonempty[:8]]})
+    assert r.status_code == 200, r.text[:300]
+    assert_close(json_body(r), want[nonempty[:8]], "minilm-fp32 TEI /embed")
+
+
+# --------------------------------------------------------------------------
 # TEI /rerank and /tokenize
 # --------------------------------------------------------------------------
 
