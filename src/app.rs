@@ -67,6 +67,11 @@ pub enum Error {
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] crate::auth::Error),
+    /// `mcp.fixtures` (`--fixtures conformance`) asks for the conformance
+    /// fixtures, and this build has none: they come with the `fixtures`
+    /// cargo feature.
+    #[error("mcp.fixtures = \"conformance\", but this conduit was built without the fixtures feature (build it with `cargo build --features fixtures`)")]
+    FixturesNotBuilt,
 }
 
 /// Starts Conduit with its built-in routes.
@@ -88,7 +93,7 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     let mut router = Router::new();
     demo::routes(&mut router, &cfg.demo);
     health_and_metrics(&mut router, Arc::new(registry), ready.clone());
-    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg));
+    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg)).transpose()?;
     let models = serve_models(cfg, ml_metrics, mcp.as_ref(), Load::Background);
     ml::kserve::routes(
         &mut router,
@@ -157,14 +162,19 @@ fn auth_guard(cfg: &Config, router: &mut Router) -> Result<Option<Arc<dyn http::
     Ok(Some(auth))
 }
 
-/// The MCP server with the built-in tools (and the conformance fixtures if configured).
-pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
+/// The MCP server with the built-in tools (and the conformance fixtures if
+/// configured). Fails only when the fixtures are configured and this build
+/// has none ([`Error::FixturesNotBuilt`]).
+pub fn mcp_server(cfg: &Config) -> Result<Arc<mcp::Server>, Error> {
     let server = mcp::Server::new(cfg.mcp.clone());
     demo::tools(&server.registry);
     if cfg.mcp.fixtures.as_deref() == Some("conformance") {
+        #[cfg(feature = "fixtures")]
         mcp::fixtures::conformance(&server.registry, &server);
+        #[cfg(not(feature = "fixtures"))]
+        return Err(Error::FixturesNotBuilt);
     }
-    server
+    Ok(server)
 }
 
 /// The MCP server for `conduit stdio` (built-in tools plus the models as
@@ -178,10 +188,11 @@ pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
 /// the loads themselves (a model that fails to load just has no tool and
 /// says why in `list_models`), and nothing else is waiting: the client
 /// started the process and its `initialize` is answered once serving.
-pub fn stdio_server(cfg: &Config) -> (Arc<mcp::Server>, Arc<ml::Repository>) {
-    let server = mcp_server(cfg);
+/// Fails as [`mcp_server`] does.
+pub fn stdio_server(cfg: &Config) -> Result<(Arc<mcp::Server>, Arc<ml::Repository>), Error> {
+    let server = mcp_server(cfg)?;
     let models = serve_models(cfg, ml::stats::Metrics::default(), Some(&server), Load::Now);
-    (server, models)
+    Ok((server, models))
 }
 
 /// When [`serve_models`] loads the models (with `ml.eager_load` on).
@@ -262,4 +273,25 @@ fn health_and_metrics(router: &mut Router, registry: Arc<Registry>, ready: Arc<A
                 }
             },
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_fixtures_are_served_only_by_a_build_with_the_fixtures_feature() {
+        let mut cfg = Config::default();
+        cfg.mcp.fixtures = Some("conformance".into());
+        let served = mcp_server(&cfg);
+        #[cfg(feature = "fixtures")]
+        assert!(served.is_ok_and(|s| s.registry.snapshot().tool("test_simple_text").is_some()));
+        #[cfg(not(feature = "fixtures"))]
+        assert!(matches!(served, Err(Error::FixturesNotBuilt)));
+        // Without them configured, every build serves the demo tools alone.
+        let plain = mcp_server(&Config::default()).expect("no fixtures asked for");
+        let snap = plain.registry.snapshot();
+        assert!(snap.tool("echo").is_some());
+        assert!(snap.tool("test_simple_text").is_none());
+    }
 }

@@ -57,7 +57,8 @@ struct ServeArgs {
     /// Model repository directory (models/<name>/[<version>/]model.onnx) [default: none].
     #[arg(long, value_name = "DIR")]
     models: Option<String>,
-    /// Extra MCP tool set: `conformance` serves the MCP conformance suite's fixtures.
+    /// Extra MCP tool set: `conformance` serves the MCP conformance suite's
+    /// fixtures (in a build with the `fixtures` cargo feature only).
     #[arg(long, value_name = "SET")]
     fixtures: Option<String>,
 }
@@ -190,7 +191,7 @@ fn stdio(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
     // Models load before stdin is read (see app::stdio_server).
-    let (server, models) = conduit::app::stdio_server(&cfg);
+    let (server, models) = conduit::app::stdio_server(&cfg).context("starting the MCP server")?;
     match inference_off(&cfg, &models) {
         // Not a fault when no models were asked for; a warning otherwise.
         Some(why) if cfg.ml.models.is_empty() => tracing::info!("inference is off: {why}"),
