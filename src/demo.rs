@@ -9,6 +9,7 @@
 use crate::config::DemoConfig;
 use crate::http::{Cx, Method, Mode, Reply, Request, Response, Router, SseSender};
 use crate::mcp::{content, Contents, Prompt, Registry, Resource, Tool, ToolError, ToolResult};
+use crate::util::lock;
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -130,10 +131,7 @@ impl Ticker {
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_nanos());
                     let data = format!("{{\"seq\":{seq},\"t_ns\":{t_ns}}}");
-                    let mut list = match subs.lock() {
-                        Ok(l) => l,
-                        Err(p) => p.into_inner(),
-                    };
+                    let mut list = lock(&subs);
                     // PERF: encoded once, shared by every stream (benches/load/sse.sh).
                     let ev = crate::http::sse::Event {
                         event: None,
@@ -154,11 +152,7 @@ impl Ticker {
     }
 
     fn subscribe(&self, tx: SseSender) {
-        let mut list = match self.subscribers.lock() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        list.push(tx);
+        lock(&self.subscribers).push(tx);
     }
 }
 
