@@ -68,7 +68,17 @@ fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
 fn session_status(e: &Error) -> u16 {
     match e {
         Error::Busy(_) => 503,
-        _ => 200,
+        Error::Parse(_)
+        | Error::InvalidRequest(_)
+        | Error::MethodNotFound(_)
+        | Error::InvalidParams(_)
+        | Error::InvalidMeta(_)
+        | Error::ResourceNotFound(_)
+        | Error::HeaderMismatch(_)
+        | Error::MissingCapability(_)
+        | Error::UnsupportedVersion(_)
+        | Error::Cancelled
+        | Error::Internal(_) => 200,
     }
 }
 
@@ -83,7 +93,10 @@ fn stateless_status(e: &Error) -> u16 {
         | Error::Parse(_)
         | Error::InvalidMeta(_)
         | Error::MissingCapability(_) => 400,
-        _ => 200,
+        Error::InvalidParams(_)
+        | Error::ResourceNotFound(_)
+        | Error::Cancelled
+        | Error::Internal(_) => 200,
     }
 }
 
