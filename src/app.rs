@@ -82,6 +82,9 @@ pub fn start(cfg: &Config) -> Result<Running, Error> {
 /// Starts Conduit with its built-in routes plus whatever `extra` adds
 /// (tests and embedders use this to register their own handlers).
 pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Running, Error> {
+    // The MCP server first: it may refuse (`Error::FixturesNotBuilt`)
+    // before the worker pool and the demo ticker start.
+    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg)).transpose()?;
     init_worker_pool(cfg.workers.threads);
     let metrics = http::Metrics::default();
     let mut registry = Registry::default();
@@ -93,7 +96,6 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     let mut router = Router::new();
     demo::routes(&mut router, &cfg.demo);
     health_and_metrics(&mut router, Arc::new(registry), ready.clone());
-    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg)).transpose()?;
     let models = serve_models(cfg, ml_metrics, mcp.as_ref(), Load::Background);
     ml::kserve::routes(
         &mut router,
