@@ -1,15 +1,12 @@
 //! Wiring: config → routes → a running server.
 
 use crate::config::Config;
-use crate::http::{self, Cx, Method, Mode, Reply, Request, Response, Router, SseSender};
-use crate::{mcp, ml, net};
-use bytes::BytesMut;
+use crate::http::{self, Cx, Method, Mode, Reply, Request, Response, Router};
+use crate::{demo, mcp, ml, net};
 use prometheus_client::registry::Registry;
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 /// A running Conduit server.
 #[derive(Debug)]
@@ -70,6 +67,11 @@ pub enum Error {
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] crate::auth::Error),
+    /// `mcp.fixtures` (`--fixtures conformance`) asks for the conformance
+    /// fixtures, and this build has none: they come with the `fixtures`
+    /// cargo feature.
+    #[error("mcp.fixtures = \"conformance\", but this conduit was built without the fixtures feature (build it with `cargo build --features fixtures`)")]
+    FixturesNotBuilt,
 }
 
 /// Starts Conduit with its built-in routes.
@@ -80,6 +82,9 @@ pub fn start(cfg: &Config) -> Result<Running, Error> {
 /// Starts Conduit with its built-in routes plus whatever `extra` adds
 /// (tests and embedders use this to register their own handlers).
 pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Running, Error> {
+    // The MCP server first: it may refuse (`Error::FixturesNotBuilt`)
+    // before the worker pool and the demo ticker start.
+    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg)).transpose()?;
     init_worker_pool(cfg.workers.threads);
     let metrics = http::Metrics::default();
     let mut registry = Registry::default();
@@ -89,8 +94,8 @@ pub fn start_with(cfg: &Config, extra: impl FnOnce(&mut Router)) -> Result<Runni
     let ready = Arc::new(AtomicBool::new(true));
 
     let mut router = Router::new();
-    builtin_routes(&mut router, cfg, Arc::new(registry), ready.clone());
-    let mcp = cfg.mcp.enabled.then(|| mcp_server(cfg));
+    demo::routes(&mut router, &cfg.demo);
+    health_and_metrics(&mut router, Arc::new(registry), ready.clone());
     let models = serve_models(cfg, ml_metrics, mcp.as_ref(), Load::Background);
     ml::kserve::routes(
         &mut router,
@@ -159,14 +164,19 @@ fn auth_guard(cfg: &Config, router: &mut Router) -> Result<Option<Arc<dyn http::
     Ok(Some(auth))
 }
 
-/// The MCP server with the built-in tools (and the conformance fixtures if configured).
-pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
+/// The MCP server with the built-in tools (and the conformance fixtures if
+/// configured). Fails only when the fixtures are configured and this build
+/// has none ([`Error::FixturesNotBuilt`]).
+pub fn mcp_server(cfg: &Config) -> Result<Arc<mcp::Server>, Error> {
     let server = mcp::Server::new(cfg.mcp.clone());
-    mcp::fixtures::builtin(&server.registry);
+    demo::tools(&server.registry);
     if cfg.mcp.fixtures.as_deref() == Some("conformance") {
+        #[cfg(feature = "fixtures")]
         mcp::fixtures::conformance(&server.registry, &server);
+        #[cfg(not(feature = "fixtures"))]
+        return Err(Error::FixturesNotBuilt);
     }
-    server
+    Ok(server)
 }
 
 /// The MCP server for `conduit stdio` (built-in tools plus the models as
@@ -180,10 +190,11 @@ pub fn mcp_server(cfg: &Config) -> Arc<mcp::Server> {
 /// the loads themselves (a model that fails to load just has no tool and
 /// says why in `list_models`), and nothing else is waiting: the client
 /// started the process and its `initialize` is answered once serving.
-pub fn stdio_server(cfg: &Config) -> (Arc<mcp::Server>, Arc<ml::Repository>) {
-    let server = mcp_server(cfg);
+/// Fails as [`mcp_server`] does.
+pub fn stdio_server(cfg: &Config) -> Result<(Arc<mcp::Server>, Arc<ml::Repository>), Error> {
+    let server = mcp_server(cfg)?;
     let models = serve_models(cfg, ml::stats::Metrics::default(), Some(&server), Load::Now);
-    (server, models)
+    Ok((server, models))
 }
 
 /// When [`serve_models`] loads the models (with `ml.eager_load` on).
@@ -226,70 +237,10 @@ fn init_worker_pool(threads: usize) {
         .build_global();
 }
 
-const HELLO: &str = "Hello, World!";
-/// `/demo/sleep` sleeps at most this long (it holds a worker thread).
-const MAX_DEMO_SLEEP_MS: u64 = 10_000;
-
-#[derive(serde::Serialize)]
-struct Message<'a> {
-    message: &'a str,
-}
-
-fn builtin_routes(
-    router: &mut Router,
-    cfg: &Config,
-    registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
-) {
-    // TechEmpower: a fresh JSON serialization per request, Server and Date headers.
+/// `/health/live`, `/health/ready` (503 once a shutdown began) and
+/// `/metrics` (every layer's families in `registry`).
+fn health_and_metrics(router: &mut Router, registry: Arc<Registry>, ready: Arc<AtomicBool>) {
     router
-        .fixed(
-            Method::Get,
-            "/plaintext",
-            Response::with_body(
-                200,
-                "text/plain",
-                bytes::Bytes::from_static(HELLO.as_bytes()),
-            ),
-        )
-        .route(
-            Method::Get,
-            "/json",
-            Mode::Inline,
-            |_: &mut Request, _: &mut Cx<'_>| {
-                thread_local! {
-                    /// Per loop thread: the buffer every `/json` body is
-                    /// serialized into (TechEmpower allows reusing it), and
-                    /// the one bodies are split off. PERF: no allocation per
-                    /// request; the split-off space is reclaimed once the
-                    /// bodies sent from it are dropped. Serializing into a
-                    /// `Vec` is cheaper than through `BytesMut`'s writer
-                    /// (callgrind, benches/load/pipeline_client.py --json).
-                    static BUF: RefCell<(Vec<u8>, BytesMut)> =
-                        RefCell::new((Vec::new(), BytesMut::with_capacity(4096)));
-                }
-                // The head is prerendered once; TechEmpower still gets a
-                // fresh serialization per request.
-                static JSON: OnceLock<Response> = OnceLock::new();
-                let body = BUF.with(|buf| {
-                    let mut buf = buf.try_borrow_mut().ok()?;
-                    let (text, bodies) = &mut *buf;
-                    text.clear();
-                    serde_json::to_writer(&mut *text, &Message { message: HELLO }).ok()?;
-                    bodies.reserve(text.len());
-                    bodies.extend_from_slice(text);
-                    Some(bodies.split().freeze())
-                });
-                match body {
-                    Some(body) => {
-                        let head =
-                            JSON.get_or_init(|| Response::json(200, body.clone()).prerender());
-                        Reply::Response(Response::json(200, body).with_head_of(head))
-                    }
-                    None => Reply::Response(Response::text(500, "serialization failed\n")),
-                }
-            },
-        )
         .route(
             Method::Get,
             "/health/live",
@@ -324,93 +275,25 @@ fn builtin_routes(
                 }
             },
         );
-    if cfg.demo.sleep {
-        // A slow request on demand, for trying out timeouts and graceful shutdown.
-        router.route(
-            Method::Get,
-            "/demo/sleep",
-            Mode::Pool,
-            |req: &mut Request, _: &mut Cx<'_>| {
-                let ms = req
-                    .query_param("ms")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(1000)
-                    .min(MAX_DEMO_SLEEP_MS);
-                std::thread::sleep(Duration::from_millis(ms));
-                Reply::Response(Response::text(200, format!("slept {ms} ms\n")))
-            },
-        );
-    }
-    if cfg.demo.ticker {
-        let ticker = Ticker::start(Duration::from_millis(cfg.demo.ticker_interval_ms));
-        router.route(
-            Method::Get,
-            "/demo/ticker",
-            Mode::Inline,
-            move |req: &mut Request, cx: &mut Cx<'_>| {
-                let (stream, tx) = cx.sse();
-                if req.method() != Method::Head {
-                    ticker.subscribe(tx);
-                }
-                Reply::Sse(stream)
-            },
-        );
-    }
 }
 
-/// A demo SSE source: one producer thread fans each tick out to every subscriber.
-#[derive(Debug, Clone)]
-struct Ticker {
-    subscribers: Arc<Mutex<Vec<SseSender>>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Ticker {
-    fn start(interval: Duration) -> Ticker {
-        let t = Ticker {
-            subscribers: Arc::new(Mutex::new(Vec::new())),
-        };
-        let subs = Arc::downgrade(&t.subscribers);
-        let spawned = std::thread::Builder::new()
-            .name("conduit-ticker".into())
-            .spawn(move || {
-                let mut seq: u64 = 0;
-                loop {
-                    std::thread::sleep(interval);
-                    // The server (and its router) is gone: stop.
-                    let Some(subs) = subs.upgrade() else { return };
-                    seq += 1;
-                    let t_ns = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos());
-                    let data = format!("{{\"seq\":{seq},\"t_ns\":{t_ns}}}");
-                    let mut list = match subs.lock() {
-                        Ok(l) => l,
-                        Err(p) => p.into_inner(),
-                    };
-                    // PERF: encoded once, shared by every stream (benches/load/sse.sh).
-                    let ev = crate::http::sse::Event {
-                        event: None,
-                        id: None,
-                        data: &data,
-                        retry_ms: None,
-                    };
-                    let Ok(bytes) = crate::http::encode_shared(&ev) else {
-                        continue;
-                    };
-                    list.retain(|tx| tx.send_encoded(&bytes).is_ok());
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the demo ticker thread");
-        }
-        t
-    }
-
-    fn subscribe(&self, tx: SseSender) {
-        let mut list = match self.subscribers.lock() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        list.push(tx);
+    #[test]
+    fn conformance_fixtures_are_served_only_by_a_build_with_the_fixtures_feature() {
+        let mut cfg = Config::default();
+        cfg.mcp.fixtures = Some("conformance".into());
+        let served = mcp_server(&cfg);
+        #[cfg(feature = "fixtures")]
+        assert!(served.is_ok_and(|s| s.registry.snapshot().tool("test_simple_text").is_some()));
+        #[cfg(not(feature = "fixtures"))]
+        assert!(matches!(served, Err(Error::FixturesNotBuilt)));
+        // Without them configured, every build serves the demo tools alone.
+        let plain = mcp_server(&Config::default()).expect("no fixtures asked for");
+        let snap = plain.registry.snapshot();
+        assert!(snap.tool("echo").is_some());
+        assert!(snap.tool("test_simple_text").is_none());
     }
 }

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+mod demo;
 pub mod http;
 pub mod mcp;
 pub mod ml;

@@ -57,7 +57,8 @@ struct ServeArgs {
     /// Model repository directory (models/<name>/[<version>/]model.onnx) [default: none].
     #[arg(long, value_name = "DIR")]
     models: Option<String>,
-    /// Extra MCP tool set: `conformance` serves the MCP conformance suite's fixtures.
+    /// Extra MCP tool set: `conformance` serves the MCP conformance suite's
+    /// fixtures (in a build with the `fixtures` cargo feature only).
     #[arg(long, value_name = "SET")]
     fixtures: Option<String>,
 }
@@ -162,26 +163,67 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why `conduit stdio` serves no model tools, if it serves none: an agent
-/// shows the server's stderr, and this is the line that explains a
-/// missing tool (no ONNX Runtime: every place looked; no models).
-fn inference_off(cfg: &config::Config, models: &conduit::ml::Repository) -> Option<String> {
+/// Why `conduit stdio` serves no model tools: an agent shows the server's
+/// stderr, and its text is the line that explains a missing tool.
+#[derive(Debug)]
+enum InferenceOff {
+    /// No model repository was asked for: not a fault.
+    NoRepository,
+    /// No ONNX Runtime (the error lists every place looked).
+    Runtime(conduit::ml::Error),
+    /// The repository directory holds no models.
+    NoModels {
+        /// The directory.
+        dir: String,
+    },
+    /// `ml.eager_load` is off, and over stdio nothing loads a model on demand.
+    NotEager,
+}
+
+impl InferenceOff {
+    /// Whether an operator should hear of it as a warning: models were
+    /// asked for and are not served.
+    fn is_fault(&self) -> bool {
+        match self {
+            InferenceOff::NoRepository => false,
+            InferenceOff::Runtime(_) | InferenceOff::NoModels { .. } | InferenceOff::NotEager => {
+                true
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for InferenceOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InferenceOff::NoRepository => f.write_str(
+                "no model repository configured (conduit stdio --models DIR, or [ml] models)",
+            ),
+            InferenceOff::Runtime(e) => write!(f, "{e}"),
+            InferenceOff::NoModels { dir } => write!(
+                f,
+                "no models in {dir} (expected <name>/model.onnx or <name>/<version>/model.onnx)"
+            ),
+            InferenceOff::NotEager => f.write_str("ml.eager_load is false, and over stdio nothing loads a model on demand (a model's tools appear once it is loaded)"),
+        }
+    }
+}
+
+/// Why `conduit stdio` serves no model tools, if it serves none.
+fn inference_off(cfg: &config::Config, models: &conduit::ml::Repository) -> Option<InferenceOff> {
     if cfg.ml.models.is_empty() {
-        return Some(
-            "no model repository configured (conduit stdio --models DIR, or [ml] models)".into(),
-        );
+        return Some(InferenceOff::NoRepository);
     }
     if let Err(e) = models.runtime() {
-        return Some(e.to_string());
+        return Some(InferenceOff::Runtime(e));
     }
     if models.names().is_empty() {
-        return Some(format!(
-            "no models in {} (expected <name>/model.onnx or <name>/<version>/model.onnx)",
-            cfg.ml.models
-        ));
+        return Some(InferenceOff::NoModels {
+            dir: cfg.ml.models.clone(),
+        });
     }
     if !cfg.ml.eager_load {
-        return Some("ml.eager_load is false, and over stdio nothing loads a model on demand (a model's tools appear once it is loaded)".into());
+        return Some(InferenceOff::NotEager);
     }
     None
 }
@@ -190,11 +232,10 @@ fn stdio(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load()?;
     init_logging(&cfg.log);
     // Models load before stdin is read (see app::stdio_server).
-    let (server, models) = conduit::app::stdio_server(&cfg);
+    let (server, models) = conduit::app::stdio_server(&cfg).context("starting the MCP server")?;
     match inference_off(&cfg, &models) {
-        // Not a fault when no models were asked for; a warning otherwise.
-        Some(why) if cfg.ml.models.is_empty() => tracing::info!("inference is off: {why}"),
-        Some(why) => tracing::warn!("inference is off: {why}"),
+        Some(why) if why.is_fault() => tracing::warn!("inference is off: {why}"),
+        Some(why) => tracing::info!("inference is off: {why}"),
         None => {}
     }
     let stdin = std::io::stdin().lock();

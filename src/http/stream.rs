@@ -5,6 +5,7 @@ use super::handler::Msg;
 use super::response::Response;
 use super::sse::{self, Event, SseError};
 use crate::net;
+use crate::util::lock;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -285,7 +286,7 @@ impl StreamCap {
         let Some(ip) = client else {
             return Ok(slot);
         };
-        let mut map = self.by_client.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.by_client);
         let n = map.entry(ip).or_insert(0);
         if *n >= self.max_per_client {
             drop(map);
@@ -303,7 +304,7 @@ impl Drop for StreamSlot {
     fn drop(&mut self) {
         self.cap.open.fetch_sub(1, Ordering::AcqRel);
         if let Some(ip) = self.client {
-            let mut map = self.cap.by_client.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = lock(&self.cap.by_client);
             if let Some(n) = map.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {

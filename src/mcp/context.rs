@@ -5,6 +5,7 @@
 use super::jsonrpc::{self, RequestId};
 use super::registry::ToolError;
 use super::session::Session;
+use crate::util::lock;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -268,10 +269,7 @@ impl ToolCtx {
         if missing.is_empty() {
             return Ok(out);
         }
-        match inputs.missing.lock() {
-            Ok(mut g) => g.extend(missing),
-            Err(p) => p.into_inner().extend(missing),
-        }
+        lock(&inputs.missing).extend(missing);
         Err(ToolError::InputRequired)
     }
 
@@ -283,19 +281,13 @@ impl ToolCtx {
     /// tool must be written to be re-run (ask first, act after).
     pub fn client_request(&self, method: &str, params: Value) -> Result<Value, ToolError> {
         if let Some(inputs) = &self.inputs {
-            let mut n = match inputs.counter.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut n = lock(&inputs.counter);
             *n += 1;
             let key = format!("{}-{}", method.replace('/', "-"), *n);
             if let Some(v) = inputs.responses.get(&key) {
                 return Ok(v.clone());
             }
-            let mut missing = match inputs.missing.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut missing = lock(&inputs.missing);
             missing.push((key, json!({ "method": method, "params": params })));
             return Err(ToolError::InputRequired);
         }

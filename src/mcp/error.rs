@@ -142,7 +142,14 @@ impl Error {
                 "reason": b.reason(),
                 "retryAfterSeconds": BUSY_RETRY_AFTER_SECS,
             })),
-            _ => None,
+            Error::Parse(_)
+            | Error::InvalidRequest(_)
+            | Error::MethodNotFound(_)
+            | Error::InvalidParams(_)
+            | Error::InvalidMeta(_)
+            | Error::HeaderMismatch(_)
+            | Error::Cancelled
+            | Error::Internal(_) => None,
         };
         o
     }

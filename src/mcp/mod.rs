@@ -13,6 +13,7 @@
 
 mod context;
 mod error;
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod jsonrpc;
 mod pool;

@@ -9,8 +9,9 @@
 //! away is dropped without running.
 
 use super::error::Busy;
+use crate::util::{lock, wait};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A queued call. Called once: with `true` if its client went away before
 /// it started (it must then only report the cancellation), else `false`.
@@ -74,15 +75,6 @@ struct Shared {
     ready: Condvar,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-}
-
 /// The pool. Dropping it lets its threads finish the calls they run, then exit.
 pub(crate) struct ToolPool {
     shared: Arc<Shared>,
@@ -120,7 +112,7 @@ impl ToolPool {
     pub(crate) fn admit(&self, owner: Option<String>) -> Result<Permit<'_>, Busy> {
         let mut purged = Vec::new();
         let verdict = {
-            let mut st = self.shared.lock();
+            let mut st = lock(&self.shared.state);
             let owner_full = |st: &State| {
                 owner.as_ref().is_some_and(|o| {
                     st.per_owner.get(o).copied().unwrap_or(0) >= self.max_per_owner
@@ -159,7 +151,7 @@ impl ToolPool {
     /// Calls waiting for a thread now.
     #[cfg(test)]
     fn waiting(&self) -> usize {
-        let st = self.shared.lock();
+        let st = lock(&self.shared.state);
         st.queue.len().saturating_sub(st.idle)
     }
 
@@ -184,7 +176,7 @@ impl Permit<'_> {
         self.used = true;
         let sh = &self.pool.shared;
         {
-            let mut st = sh.lock();
+            let mut st = lock(&sh.state);
             st.reserved = st.reserved.saturating_sub(1);
             st.queue.push_back(Queued {
                 job,
@@ -199,7 +191,7 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.used {
-            let mut st = self.pool.shared.lock();
+            let mut st = lock(&self.pool.shared.state);
             st.reserved = st.reserved.saturating_sub(1);
             st.release(self.owner.as_ref());
         }
@@ -208,7 +200,7 @@ impl Drop for Permit<'_> {
 
 impl Drop for ToolPool {
     fn drop(&mut self) {
-        self.shared.lock().stopped = true;
+        lock(&self.shared.state).stopped = true;
         self.shared.ready.notify_all();
     }
 }
@@ -222,7 +214,7 @@ fn run(job: Job, skip: bool) {
 fn work(sh: &Shared) {
     loop {
         let q = {
-            let mut st = sh.lock();
+            let mut st = lock(&sh.state);
             loop {
                 if let Some(q) = st.queue.pop_front() {
                     break q;
@@ -231,16 +223,13 @@ fn work(sh: &Shared) {
                     return;
                 }
                 st.idle += 1;
-                st = match sh.ready.wait(st) {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
+                st = wait(&sh.ready, st);
                 st.idle -= 1;
             }
         };
         let skip = (q.abandoned)();
         run(q.job, skip);
-        sh.lock().release(q.owner.as_ref());
+        lock(&sh.state).release(q.owner.as_ref());
     }
 }
 
@@ -283,7 +272,7 @@ mod tests {
         let (done, finished) = crossbeam_channel::unbounded();
         pool.submit(None, never(), gated(&gate, &done)).unwrap();
         // The thread has taken the first call; the second waits.
-        wait_until(|| pool.shared.lock().queue.is_empty());
+        wait_until(|| lock(&pool.shared.state).queue.is_empty());
         pool.submit(None, never(), gated(&gate, &done)).unwrap();
         assert_eq!(pool.waiting(), 1);
         assert_eq!(
@@ -318,7 +307,7 @@ mod tests {
             assert_eq!(finished.recv_timeout(Duration::from_secs(5)), Ok(false));
         }
         // Finished calls give the owner its share back.
-        wait_until(|| pool.shared.lock().per_owner.is_empty());
+        wait_until(|| lock(&pool.shared.state).per_owner.is_empty());
         pool.submit(a(), never(), gated(&gate, &done)).unwrap();
         open.send(()).unwrap();
         assert_eq!(finished.recv_timeout(Duration::from_secs(5)), Ok(false));
@@ -330,7 +319,7 @@ mod tests {
         let (open, gate) = crossbeam_channel::unbounded();
         let (done, finished) = crossbeam_channel::unbounded();
         pool.submit(None, never(), gated(&gate, &done)).unwrap();
-        wait_until(|| pool.shared.lock().queue.is_empty());
+        wait_until(|| lock(&pool.shared.state).queue.is_empty());
         let gone = Arc::new(AtomicBool::new(false));
         let g = gone.clone();
         pool.submit(
@@ -344,7 +333,7 @@ mod tests {
         // dropped (told to skip) and the new call takes its place.
         pool.submit(None, never(), gated(&gate, &done)).unwrap();
         assert_eq!(finished.recv_timeout(Duration::from_secs(5)), Ok(true));
-        assert!(pool.shared.lock().per_owner.is_empty());
+        assert!(lock(&pool.shared.state).per_owner.is_empty());
         open.send(()).unwrap();
         open.send(()).unwrap();
         assert_eq!(finished.recv_timeout(Duration::from_secs(5)), Ok(false));

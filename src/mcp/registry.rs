@@ -8,6 +8,7 @@
 
 use super::context::ToolCtx;
 use super::error::Error;
+use crate::util::{read, write};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -682,10 +683,7 @@ pub enum ListKind {
 impl Registry {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.inner.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read(&self.inner).clone()
     }
 
     /// Calls `f` after every change, with the list that changed (once per
@@ -693,10 +691,7 @@ impl Registry {
     /// on hearing of it sees the change). Replaces an earlier hook.
     pub fn on_change(&self, f: impl Fn(ListKind) + Send + Sync + 'static) {
         let f: Arc<ChangeFn> = Arc::new(f);
-        match self.on_change.write() {
-            Ok(mut g) => *g = Some(f),
-            Err(p) => *p.into_inner() = Some(f),
-        }
+        *write(&self.on_change) = Some(f);
     }
 
     /// Applies `f` to copies of the lists; if it reports a change, swaps
@@ -708,20 +703,14 @@ impl Registry {
         f: impl FnOnce(&mut Vec<Arc<Tool>>, &mut Vec<Arc<Resource>>, &mut Vec<Arc<Prompt>>) -> bool,
     ) -> bool {
         {
-            let mut g = match self.inner.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut g = write(&self.inner);
             let (mut t, mut r, mut p) = (g.tools.clone(), g.resources.clone(), g.prompts.clone());
             if !f(&mut t, &mut r, &mut p) {
                 return false;
             }
             *g = Arc::new(Snapshot::build(t, r, p));
         }
-        let hook = match self.on_change.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let hook = read(&self.on_change).clone();
         if let Some(hook) = hook {
             hook(kind);
         }

@@ -8,6 +8,7 @@ use super::registry::{page_of, ListKind, Registry, Snapshot, ToolError, ToolResu
 use super::session::{Session, SessionStore};
 use super::state::StateKey;
 use super::McpConfig;
+use crate::util::lock;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -260,10 +261,7 @@ impl Server {
         for s in self.sessions.all() {
             s.notify(msg.clone());
         }
-        let mut listeners = match self.listeners.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut listeners = lock(&self.listeners);
         listeners.retain(|l| {
             let wanted = match kind {
                 ListKind::Tools => l.tools,
@@ -307,10 +305,7 @@ impl Server {
             resources: flag("resourcesListChanged"),
             out,
         };
-        match self.listeners.lock() {
-            Ok(mut g) => g.push(l),
-            Err(p) => p.into_inner().push(l),
-        }
+        lock(&self.listeners).push(l);
     }
 
     /// Tells subscribed sessions that a resource changed.
@@ -321,10 +316,7 @@ impl Server {
             Some(&json!({ "uri": uri })),
         );
         for s in self.sessions.all() {
-            let subscribed = match s.subscriptions.lock() {
-                Ok(g) => g.contains(uri),
-                Err(p) => p.into_inner().contains(uri),
-            };
+            let subscribed = lock(&s.subscriptions).contains(uri);
             if subscribed {
                 s.notify(msg.clone());
             }
@@ -518,10 +510,7 @@ impl Server {
             "resources/subscribe" | "resources/unsubscribe" if stateless.is_none() => {
                 let uri = str_param(&r.params, "uri")?;
                 if let Era::Session(Some(s)) = era {
-                    let mut subs = match s.subscriptions.lock() {
-                        Ok(g) => g,
-                        Err(p) => p.into_inner(),
-                    };
+                    let mut subs = lock(&s.subscriptions);
                     if r.method == "resources/subscribe" {
                         subs.insert(uri.to_string());
                     } else {
@@ -706,10 +695,7 @@ impl Server {
                 "input required outside the stateless era".into(),
             ));
         };
-        let missing = match inputs.missing.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let missing = lock(&inputs.missing).clone();
         let mut requests = Map::new();
         for (k, req) in missing {
             requests.insert(k, req);

@@ -4,19 +4,13 @@
 use super::context::{out_id, Outbox};
 use super::error::Busy;
 use super::jsonrpc::{ErrorObject, RequestId};
+use crate::util::{lock, read, write};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
 
 /// An unguessable session id: 128 bits from the OS CSPRNG, as 32 hex digits
 /// (SECURITY.md M4: visible ASCII, never sequential).
@@ -283,13 +277,6 @@ impl SessionStore {
         self
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        match self.map.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
     /// True if `s` has expired at `now`: not busy, and idle past the idle
     /// timeout, or never used and past the unused timeout.
     fn is_expired(&self, s: &Session, now: Instant) -> bool {
@@ -328,7 +315,7 @@ impl SessionStore {
     /// refused only if every session in the way is busy.
     pub(crate) fn create(&self, s: Session) -> Result<Arc<Session>, Busy> {
         let s = Arc::new(s);
-        let mut m = self.write();
+        let mut m = write(&self.map);
         if let Some(p) = &s.principal {
             let mine = |x: &Session| x.principal.as_ref() == Some(p);
             let held = m.values().filter(|x| mine(x)).count();
@@ -358,13 +345,9 @@ impl SessionStore {
 
     /// A live session by id; touching it keeps it alive.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let s = {
-            let m = match self.map.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            m.get(&SessionId(id.to_string())).cloned()
-        }?;
+        // The read lock is released at the end of this statement, before
+        // `remove` takes the write lock.
+        let s = read(&self.map).get(&SessionId(id.to_string())).cloned()?;
         if self.is_expired(&s, Instant::now()) {
             self.remove(id);
             return None;
@@ -375,7 +358,7 @@ impl SessionStore {
 
     /// Ends a session (DELETE). Returns whether it existed.
     pub fn remove(&self, id: &str) -> bool {
-        let mut m = self.write();
+        let mut m = write(&self.map);
         match m.remove(&SessionId(id.to_string())) {
             Some(s) => {
                 s.close();
@@ -390,7 +373,7 @@ impl SessionStore {
     /// or a running call is in use and is kept.
     pub fn sweep(&self) {
         let now = Instant::now();
-        let mut m = self.write();
+        let mut m = write(&self.map);
         m.retain(|_, s| {
             // A legacy session lives exactly as long as its SSE stream (M16).
             if s.legacy && !s.has_live_standalone() {
@@ -411,33 +394,20 @@ impl SessionStore {
 
     /// How many legacy (HTTP+SSE) sessions are open.
     pub fn legacy_count(&self) -> usize {
-        match self.map.read() {
-            Ok(g) => g
-                .values()
-                .filter(|s| s.legacy && s.has_live_standalone())
-                .count(),
-            Err(p) => p
-                .into_inner()
-                .values()
-                .filter(|s| s.legacy && s.has_live_standalone())
-                .count(),
-        }
+        read(&self.map)
+            .values()
+            .filter(|s| s.legacy && s.has_live_standalone())
+            .count()
     }
 
     /// Every live session (for broadcasts such as `list_changed`).
     pub fn all(&self) -> Vec<Arc<Session>> {
-        match self.map.read() {
-            Ok(g) => g.values().cloned().collect(),
-            Err(p) => p.into_inner().values().cloned().collect(),
-        }
+        read(&self.map).values().cloned().collect()
     }
 
     /// How many sessions exist.
     pub fn len(&self) -> usize {
-        match self.map.read() {
-            Ok(g) => g.len(),
-            Err(p) => p.into_inner().len(),
-        }
+        read(&self.map).len()
     }
 
     /// True if there are none.

@@ -109,7 +109,16 @@ impl Error {
             // the load was tried).
             Error::LibraryMissing { .. } => "ONNX Runtime library not found; run scripts/fetch-onnxruntime, or set ml.ort_library / ORT_DYLIB_PATH (the server log lists where it looked)".into(),
             Error::LoadFailed { .. } => "ONNX Runtime could not be loaded; the server log has the details".into(),
-            other => other.to_string(),
+            Error::InvalidName(_)
+            | Error::NotFound(_)
+            | Error::VersionNotFound { .. }
+            | Error::ModelLoad { .. }
+            | Error::Unavailable(_)
+            | Error::BadInput(_)
+            | Error::QueueFull
+            | Error::QueueTimeout(_)
+            | Error::Forbidden(_)
+            | Error::NotJson => self.to_string(),
         }
     }
 }

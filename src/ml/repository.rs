@@ -14,10 +14,11 @@ use super::stats::{Metrics, ModelStats};
 use super::tensor::{self, DType, Tensor};
 use super::text::{self, TextModel, Tokens};
 use super::{Error, MlConfig, Runtime};
+use crate::util::lock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Model names: `[A-Za-z0-9._-]{1,64}` (SECURITY.md I1), and not `.` or `..`.
@@ -28,10 +29,6 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && name != "."
         && name != ".."
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A loaded model: metadata, the version served, its batcher.

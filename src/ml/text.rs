@@ -262,12 +262,14 @@ impl TextModel {
             let narrow = match (s.dtype, s.shape.len()) {
                 (DType::I32, 2) => true,
                 (DType::I64, 2) => false,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "text model: input {:?} must be INT64 or INT32 [batch, sequence], not {} {:?}",
                     s.name,
                     s.dtype.name(),
                     s.shape
-                )),
+                ))
+                }
             };
             seq_limit = seq_limit.min(s.max_dims.get(1).copied().unwrap_or(usize::MAX));
             feeds.push((feed, narrow));

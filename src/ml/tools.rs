@@ -9,6 +9,7 @@ use super::tensor::{DType, Tensor, TensorSpec};
 use super::text::{self, TextError, TextModel, Tokens};
 use super::Error;
 use crate::mcp::{self, Tool, ToolCtx, ToolError, ToolResult};
+use crate::util::lock;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -580,7 +581,7 @@ pub fn register(repo: &Arc<Repository>, server: &Arc<mcp::Server>) {
             tracing::error!(model = name, error = %e, "cannot register the model's MCP tools");
             Vec::new()
         });
-        let mut registered = registered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut registered = lock(&registered);
         let names: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
         let old = registered
             .insert(name.to_string(), names)

@@ -3,7 +3,8 @@
 # (`serve --fixtures conformance`): stable 0.1.16 `--suite all`, and the
 # 0.2.0 alpha with `--requirements 2025-11-25` and `--requirements 2026-07-28`
 # (the tasks extension is an expected failure, see expected-failures-2026-07-28.yml).
-# Usage: tests/conformance/ci.sh [path/to/conduit]   (default target/debug/conduit)
+# Usage: tests/conformance/ci.sh [path/to/conduit]   (default target/debug/conduit,
+# which must be built with the fixtures feature: cargo build --features fixtures)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

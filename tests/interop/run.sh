@@ -6,7 +6,8 @@
 #   tests/interop/run.sh [pytest args]      e.g. -k sampling, -x, -v
 #
 # Builds nothing: the binary is $CONDUIT_BIN (default target/debug/conduit,
-# relative to the repository root), so run `cargo build` first. Creates
+# relative to the repository root), so run `cargo build --features fixtures`
+# first (the tests use the conformance fixtures). Creates
 # tests/interop/.venv (git-ignored) with $PYTHON (default python3, >= 3.10)
 # and installs requirements.txt into it, again only when that file changes.
 # Each test starts its own `conduit serve --listen 127.0.0.1:0` (or

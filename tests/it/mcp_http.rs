@@ -2833,6 +2833,7 @@ fn caching_hints_appear_only_in_stateless_results() {
     }
 }
 
+#[cfg(feature = "fixtures")]
 #[test]
 fn an_expired_request_state_is_refused_like_a_tampered_one() {
     // See: #13 (9f). `requestState` carries a signed expiry

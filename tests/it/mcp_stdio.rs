@@ -647,6 +647,7 @@ fn issue_15_stdio_a_library_named_on_purpose_and_missing_turns_inference_off() {
     let _ = std::fs::remove_dir_all(&cwd);
 }
 
+#[cfg(feature = "fixtures")]
 #[test]
 fn issue_15_stdio_each_tool_set_change_sends_one_list_changed() {
     // The conformance fixture that adds or removes a tool: the registry
@@ -727,7 +728,7 @@ fn issue_15_stdio_a_model_loaded_or_unloaded_at_runtime_sends_list_changed() {
     cfg.ml.models = fixture_models();
     cfg.ml.ort_library = Some(checkout_ort().display().to_string());
     cfg.ml.eager_load = false;
-    let (server, models) = conduit::app::stdio_server(&cfg);
+    let (server, models) = conduit::app::stdio_server(&cfg).expect("the MCP server starts");
     let (mut stdin, input) = chan_pipe();
     let (output, out_r) = chan_pipe();
     let lines = line_channel(out_r);

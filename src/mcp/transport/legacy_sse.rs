@@ -9,6 +9,7 @@ use super::stream::{Framing, StreamState};
 use super::{check_origin, http_error};
 use crate::http::sse::Event;
 use crate::http::{Cx, Method, Reply, Request, Response};
+use crate::util::lock;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -50,10 +51,7 @@ pub(crate) fn open(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> 
         retry_ms: None,
     });
     session.set_standalone(Some(stream.clone()));
-    match session.transport.lock() {
-        Ok(mut g) => g.add(stream),
-        Err(p) => p.into_inner().add(stream),
-    }
+    lock(&session.transport).add(stream);
     Reply::Sse(sse)
 }
 

@@ -5,6 +5,7 @@ use super::super::context::Outbox;
 use super::super::jsonrpc::{self, ErrorObject, Message, Parsed, INVALID_REQUEST};
 use super::super::server::{self, Deferred, Era, Outcome, Server};
 use super::super::session::Session;
+use crate::util::lock;
 use crossbeam_channel::Sender;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,11 +143,7 @@ pub fn run(
                 None => continue,
             }
         } else {
-            let current = match session.lock() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            };
-            Era::Session(current)
+            Era::Session(lock(&session).clone())
         };
         let out = lines.clone();
         let flight = in_flight.clone();
@@ -169,10 +166,7 @@ pub fn run(
                 // The pipe's one client has the whole tool pool to itself.
                 s.set_sole_client();
                 s.set_standalone(Some(lines.clone()));
-                match session.lock() {
-                    Ok(mut g) => *g = Some(s),
-                    Err(p) => *p.into_inner() = Some(s),
-                }
+                *lock(&session) = Some(s);
                 lines.send(j);
             }
             Outcome::Reply(j) | Outcome::Failed(_, j) => {
@@ -186,10 +180,8 @@ pub fn run(
     while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if let Ok(g) = session.lock() {
-        if let Some(s) = g.as_ref() {
-            server.sessions.remove(&s.id.0);
-        }
+    if let Some(s) = lock(&session).as_ref() {
+        server.sessions.remove(&s.id.0);
     }
     drop(lines);
     drop(tx);

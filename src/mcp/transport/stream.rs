@@ -4,16 +4,10 @@ use super::super::context::Outbox;
 use super::super::session::Session;
 use crate::http::sse::Event;
 use crate::http::{Responder, Response, SseSender};
+use crate::util::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
+use std::sync::{Arc, Mutex};
 
 /// How events of a stream are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use super::super::session::Session;
 use super::stream::{parse_event_id, CallSink, Framing, StreamState};
 use super::{check_origin, http_error, legacy_sse};
 use crate::http::{Cx, Method, Reply, Request, Response};
+use crate::util::lock;
 use std::sync::Arc;
 
 /// What the client's `Accept` allows: (JSON, SSE).
@@ -67,7 +68,17 @@ fn sse_reply(cx: &mut Cx<'_>, body: String, session: Option<&str>) -> Reply {
 fn session_status(e: &Error) -> u16 {
     match e {
         Error::Busy(_) => 503,
-        _ => 200,
+        Error::Parse(_)
+        | Error::InvalidRequest(_)
+        | Error::MethodNotFound(_)
+        | Error::InvalidParams(_)
+        | Error::InvalidMeta(_)
+        | Error::ResourceNotFound(_)
+        | Error::HeaderMismatch(_)
+        | Error::MissingCapability(_)
+        | Error::UnsupportedVersion(_)
+        | Error::Cancelled
+        | Error::Internal(_) => 200,
     }
 }
 
@@ -82,7 +93,10 @@ fn stateless_status(e: &Error) -> u16 {
         | Error::Parse(_)
         | Error::InvalidMeta(_)
         | Error::MissingCapability(_) => 400,
-        _ => 200,
+        Error::InvalidParams(_)
+        | Error::ResourceNotFound(_)
+        | Error::Cancelled
+        | Error::Internal(_) => 200,
     }
 }
 
@@ -526,10 +540,7 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
     session.mark_used();
     let priming = session.version.as_str() >= "2025-11-25";
     if let Some((stream_id, seq)) = req.header_str("last-event-id").and_then(parse_event_id) {
-        let found = match session.transport.lock() {
-            Ok(g) => g.get(stream_id),
-            Err(p) => p.into_inner().get(stream_id),
-        };
+        let found = lock(&session.transport).get(stream_id);
         if let Some(stream) = found {
             // M9: replay only that stream's events after the id.
             let (sse, tx) = cx.sse();
@@ -549,10 +560,7 @@ pub(crate) fn get(server: &Arc<Server>, req: &mut Request, cx: &mut Cx<'_>) -> R
         )
         .into();
     }
-    match session.transport.lock() {
-        Ok(mut g) => g.add(stream),
-        Err(p) => p.into_inner().add(stream),
-    }
+    lock(&session.transport).add(stream);
     Reply::Sse(sse)
 }
 

@@ -164,11 +164,27 @@ impl Failure {
 
     fn from_engine(e: &Error) -> Failure {
         let status = status_of(e);
-        let kind = match (e, status) {
-            (Error::NotFound(_), _) => Kind::NotFound,
-            (Error::QueueFull, _) => Kind::Overloaded,
-            (_, 400..=499) => Kind::Invalid,
-            _ => Kind::Server,
+        let kind = match e {
+            Error::NotFound(_) => Kind::NotFound,
+            Error::QueueFull => Kind::Overloaded,
+            Error::LibraryMissing { .. }
+            | Error::LoadFailed { .. }
+            | Error::InvalidName(_)
+            | Error::VersionNotFound { .. }
+            | Error::ModelLoad { .. }
+            | Error::Unavailable(_)
+            | Error::BadInput(_)
+            | Error::QueueTimeout(_)
+            | Error::Forbidden(_)
+            | Error::NotJson
+            | Error::Inference(_) => {
+                // The status says whose fault it is.
+                if (400..500).contains(&status) {
+                    Kind::Invalid
+                } else {
+                    Kind::Server
+                }
+            }
         };
         Failure {
             // OpenAI clients back off and retry on 429, not 503.
@@ -253,12 +269,10 @@ fn text_model(
             format!("model {name:?} does not take text (it has no tokenizer.json)"),
         )
     })?;
-    match task {
-        Some(want) if want != text.task => {
-            Err(Failure::invalid("model", wrong_task(name, want, text.task)))
-        }
-        _ => Ok((lease, text)),
+    if let Some(want) = task.filter(|&want| want != text.task) {
+        return Err(Failure::invalid("model", wrong_task(name, want, text.task)));
     }
+    Ok((lease, text))
 }
 
 /// Why model `name`, which does `has`, cannot serve a route for `want`.
