@@ -183,6 +183,30 @@ impl Batcher {
     }
 }
 
+/// A queued request, as the batcher admits or expires it.
+trait Queued {
+    fn enqueued(&self) -> Instant;
+    fn fail(self, e: Error);
+}
+
+impl Queued for Job {
+    fn enqueued(&self) -> Instant {
+        self.enqueued
+    }
+    fn fail(self, e: Error) {
+        (self.done)(Err(e))
+    }
+}
+
+impl Queued for TextJob {
+    fn enqueued(&self) -> Instant {
+        self.enqueued
+    }
+    fn fail(self, e: Error) {
+        (self.done)(Err(e))
+    }
+}
+
 impl Worker {
     fn run(mut self) {
         let mut carry: Option<Work> = None;
@@ -278,18 +302,7 @@ impl Worker {
     /// request once, with its vectors in its order (or the first error of
     /// a run it had texts in).
     fn execute_texts(&mut self, text: &TextModel, batch: Vec<TextJob>) {
-        let start = Instant::now();
-        let mut jobs = Vec::with_capacity(batch.len());
-        for job in batch {
-            let waited = start.saturating_duration_since(job.enqueued);
-            if waited > self.timeout {
-                self.stats.failed();
-                (job.done)(Err(Error::QueueTimeout(self.timeout)));
-                continue;
-            }
-            self.stats.queued(waited);
-            jobs.push(job);
-        }
+        let jobs = self.admit(batch);
         // Every text of every request: (request, its index there).
         let at: Vec<(usize, usize)> = jobs
             .iter()
@@ -338,20 +351,27 @@ impl Worker {
         }
     }
 
-    fn execute(&mut self, batch: Vec<Job>) {
+    /// The jobs of `batch` still within the queue timeout (their wait
+    /// counted); the others are answered with `QueueTimeout`.
+    fn admit<J: Queued>(&mut self, batch: Vec<J>) -> Vec<J> {
         let start = Instant::now();
-        let mut groups: Vec<(Vec<&[usize]>, Vec<usize>)> = Vec::new();
-        let mut live: Vec<Option<Job>> = Vec::with_capacity(batch.len());
+        let mut live = Vec::with_capacity(batch.len());
         for job in batch {
-            let waited = start.saturating_duration_since(job.enqueued);
+            let waited = start.saturating_duration_since(job.enqueued());
             if waited > self.timeout {
                 self.stats.failed();
-                (job.done)(Err(Error::QueueTimeout(self.timeout)));
+                job.fail(Error::QueueTimeout(self.timeout));
                 continue;
             }
             self.stats.queued(waited);
-            live.push(Some(job));
+            live.push(job);
         }
+        live
+    }
+
+    fn execute(&mut self, batch: Vec<Job>) {
+        let mut groups: Vec<(Vec<&[usize]>, Vec<usize>)> = Vec::new();
+        let mut live: Vec<Option<Job>> = self.admit(batch).into_iter().map(Some).collect();
         // Requests run together only when every input's non-batch dims agree.
         for (i, job) in live.iter().enumerate() {
             let Some(job) = job else { continue };

@@ -488,28 +488,33 @@ fn bytes_elements(mut b: &[u8], n: usize) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+/// A request body split at `Inference-Header-Content-Length` (the binary
+/// tensor extension): the JSON head and the binary data after it (none
+/// without the header).
+fn split_body(req: &Request) -> Result<(&[u8], &[u8]), Error> {
+    let body = req.body();
+    let Some(v) = req.header_str(HEADER_LEN) else {
+        return Ok((body, &[]));
+    };
+    let n: usize = v
+        .trim()
+        .parse()
+        .map_err(|_| bad(format!("{HEADER_LEN}: {v:?} is not a number")))?;
+    if n > body.len() {
+        return Err(bad(format!(
+            "{HEADER_LEN} is {n}, but the body has only {} bytes",
+            body.len()
+        )));
+    }
+    Ok(body.split_at(n))
+}
+
 /// A text model's request if it is one: a single `BYTES` input (any name)
 /// of shape `[n]` or `[n, 1]` holding the texts, JSON or binary; the
 /// answer is the output `output` ([`text_output`]), FP32 `[n, dim]`.
 /// `None`: a tensor request, for the graph's own inputs.
 fn parse_texts(req: &Request, max_texts: usize, output: &str) -> Result<Option<TextInfer>, Error> {
-    let body = req.body();
-    let (head, binary) = match req.header_str(HEADER_LEN) {
-        Some(v) => {
-            let n: usize = v
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("{HEADER_LEN}: {v:?} is not a number")))?;
-            if n > body.len() {
-                return Err(bad(format!(
-                    "{HEADER_LEN} is {n}, but the body has only {} bytes",
-                    body.len()
-                )));
-            }
-            body.split_at(n)
-        }
-        None => (body, &[][..]),
-    };
+    let (head, binary) = split_body(req)?;
     let head =
         std::str::from_utf8(head).map_err(|_| bad("the request is not valid JSON: not UTF-8"))?;
     let top: InferHead<'_> = object(head, "the request must be a JSON object")?;
@@ -754,23 +759,7 @@ pub fn parse_infer(
     req: &Request,
     max_bytes: usize,
 ) -> Result<Parsed, Error> {
-    let body = req.body();
-    let (head, mut binary): (&[u8], &[u8]) = match req.header_str(HEADER_LEN) {
-        Some(v) => {
-            let n: usize = v
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("{HEADER_LEN}: {v:?} is not a number")))?;
-            if n > body.len() {
-                return Err(bad(format!(
-                    "{HEADER_LEN} is {n}, but the body has only {} bytes",
-                    body.len()
-                )));
-            }
-            body.split_at(n)
-        }
-        None => (body, &[]),
-    };
+    let (head, mut binary) = split_body(req)?;
     let head =
         std::str::from_utf8(head).map_err(|_| bad("the request is not valid JSON: not UTF-8"))?;
     let top: InferHead<'_> = object(head, "the request must be a JSON object")?;
